@@ -1,0 +1,80 @@
+# Makefile: the developer entry points of pegasus-rs (build, local cluster,
+# tests, lint, code generation). Every cargo command uses --release so the
+# bundled RocksDB C++ library is compiled once and reused from the cache.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/pegasus-rs/target
+CARGO ?= cargo
+
+.PHONY: build deps build-deps onebox onebox-stop onebox-clear test unit-test \
+        compat-test go-test python-test fmt fmt-check clippy idl bench
+
+## build: compile pegasus_server (into $(CARGO_TARGET_DIR)/release)
+build: build-deps
+	$(CARGO) build --release
+
+build-deps:
+	tools/install_deps.sh --build
+
+deps:
+	tools/install_deps.sh
+
+## onebox: build and start a local cluster serving table "temp"
+onebox: build
+	./run.sh start_onebox
+
+onebox-stop:
+	./run.sh stop_onebox
+
+onebox-clear:
+	./run.sh clear_onebox
+
+## test: unit tests, then the Go and Python client compatibility tests.
+## Each compat suite starts its own onebox on its own ports and directory.
+test: deps
+	$(CARGO) test --release
+	$(CARGO) build --release
+	$(MAKE) --no-print-directory compat-test
+
+unit-test: build-deps
+	$(CARGO) test --release
+
+# Runs both suites even if the first fails; fails if either did.
+compat-test:
+	@rc=0; \
+	$(MAKE) --no-print-directory go-test || rc=1; \
+	$(MAKE) --no-print-directory python-test || rc=1; \
+	exit $$rc
+
+go-test:
+	@if [ -f compat-tests/go/go.mod ]; then \
+		echo "== Go client compat tests"; \
+		cd compat-tests/go && go test ./... -count=1 -timeout 30m; \
+	else echo "== no compat-tests/go, skipped"; fi
+
+python-test:
+	@if [ -d compat-tests/python ]; then \
+		echo "== Python client compat tests"; \
+		compat-tests/python/.venv/bin/pytest -q compat-tests/python; \
+	else echo "== no compat-tests/python, skipped"; fi
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: build-deps
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+## idl: regenerate the Rust thrift bindings from idl/*.thrift
+idl:
+	tools/gen_idl.sh
+
+## bench: latency of Set/Get through the Go client against the local onebox
+## (started if it is not running; left running). Extra flags: BENCH_ARGS="-n 10000".
+bench: build
+	@./run.sh list_onebox | grep -q ' running ' || ./run.sh start_onebox
+	cd compat-tests/go && go run ./cmd/bench $(BENCH_ARGS)

@@ -1,0 +1,307 @@
+# Harness for driving the unmodified Twisted-based pypegasus3 client from synchronous pytest code:
+# runs the reactor in a background thread, wraps client calls, and starts/stops a onebox cluster.
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG_DIR = os.path.join(HERE, ".logs")
+os.makedirs(LOG_DIR, exist_ok=True)
+
+# pypegasus configures a RotatingFileHandler on 'pegasus.log' relative to the cwd at import time;
+# import it from LOG_DIR so the log lands there (the handler keeps an absolute path).
+_cwd = os.getcwd()
+os.chdir(LOG_DIR)
+try:
+    from twisted.internet import defer, reactor
+    from twisted.python.failure import Failure
+    from pypegasus.pgclient import Pegasus, PegasusHash, PegasusScanner  # noqa: F401
+    from pypegasus.base.ttypes import error_types
+    from pypegasus.utils.tools import ScanOptions, MultiGetOptions  # noqa: F401
+    from pypegasus.rrdb.ttypes import filter_type  # noqa: F401
+finally:
+    os.chdir(_cwd)
+
+# Return codes as the client reports them (see pgclient/packet.py parse_result):
+OK = error_types.ERR_OK.value                        # 0
+NOT_FOUND = error_types.ERR_OBJECT_NOT_FOUND.value   # 23: get/ttl convert rocksdb kNotFound(1)
+INCOMPLETE = error_types.ERR_INCOMPLETE_DATA.value   # 38: multi_get converts rocksdb kIncomplete(7)
+TIMEOUT = error_types.ERR_TIMEOUT.value              # 18: client-side timeout
+K_INVALID_ARGUMENT = 4                               # raw rocksdb code (writes are not converted)
+
+DEFAULT_CALL_TIMEOUT = 30.0
+
+_reactor_thread = None
+_reactor_lock = threading.Lock()
+
+
+def start_reactor():
+    """Run the global Twisted reactor in a daemon thread (once per process)."""
+    global _reactor_thread
+    with _reactor_lock:
+        if _reactor_thread is not None:
+            return
+        t = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
+                             name="twisted-reactor", daemon=True)
+        t.start()
+        _reactor_thread = t
+    # wait until the reactor is actually running
+    call(lambda: None, timeout=10)
+
+
+def stop_reactor():
+    global _reactor_thread
+    if _reactor_thread is None:
+        return
+    try:
+        reactor.callFromThread(reactor.stop)
+    except Exception:
+        pass
+    _reactor_thread.join(timeout=10)
+    _reactor_thread = None
+
+
+def call(fn, *args, timeout=DEFAULT_CALL_TIMEOUT, **kwargs):
+    """Run fn(*args) in the reactor thread and block until its (possibly Deferred) result."""
+    q = queue.Queue()
+
+    def run():
+        d = defer.maybeDeferred(fn, *args, **kwargs)
+        d.addBoth(q.put)
+
+    reactor.callFromThread(run)
+    try:
+        r = q.get(timeout=timeout)
+    except queue.Empty:
+        raise TimeoutError("pypegasus call %r did not complete within %ss" % (fn, timeout))
+    if isinstance(r, Failure):
+        r.raiseException()
+    return r
+
+
+class Client(object):
+    """Synchronous facade over one pypegasus.pgclient.Pegasus instance.
+
+    Every method returns exactly what the client's Deferred fires with, so tests see the
+    client's own return shapes (mostly (code, value) tuples)."""
+
+    def __init__(self, metas, table, timeout_ms=5000):
+        self.metas = list(metas)
+        self.table = table
+        # Pegasus.__init__ calls reactor.callLater, so construct it in the reactor thread.
+        self.pg = call(lambda: Pegasus(self.metas, table, timeout_ms))
+        self.closed = False
+
+    def init(self):
+        return call(self.pg.init)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                call(self.pg.close, timeout=10)
+            except Exception:
+                pass
+
+    # --- single-key operations -------------------------------------------------------------
+    def set(self, hk, sk, value, ttl=0):
+        return call(self.pg.set, hk, sk, value, ttl)
+
+    def get(self, hk, sk):
+        return call(self.pg.get, hk, sk)
+
+    def remove(self, hk, sk):
+        return call(self.pg.remove, hk, sk)
+
+    def ttl(self, hk, sk):
+        return call(self.pg.ttl, hk, sk)
+
+    def exist(self, hk, sk):
+        return call(self.pg.exist, hk, sk)
+
+    # --- hash-key operations ---------------------------------------------------------------
+    def multi_set(self, hk, kvs, ttl=0):
+        return call(self.pg.multi_set, hk, kvs, ttl)
+
+    def multi_get(self, hk, sortkeys, max_kv_count=100, max_kv_size=1000000, no_value=False):
+        return call(self.pg.multi_get, hk, sortkeys, max_kv_count, max_kv_size, no_value)
+
+    def multi_get_opt(self, hk, start, stop, options, max_kv_count=100, max_kv_size=1000000):
+        return call(self.pg.multi_get_opt, hk, start, stop, options, max_kv_count, max_kv_size)
+
+    def get_sort_keys(self, hk, max_kv_count=100, max_kv_size=1000000):
+        return call(self.pg.get_sort_keys, hk, max_kv_count, max_kv_size)
+
+    def multi_del(self, hk, sortkeys):
+        return call(self.pg.multi_del, hk, sortkeys)
+
+    def sort_key_count(self, hk):
+        return call(self.pg.sort_key_count, hk)
+
+    # --- scanners --------------------------------------------------------------------------
+    def get_scanner(self, hk, start, stop, options):
+        return call(self.pg.get_scanner, hk, start, stop, options)
+
+    def get_unordered_scanners(self, max_split_count, options):
+        return call(self.pg.get_unordered_scanners, max_split_count, options)
+
+    def next(self, scanner):
+        return call(scanner.get_next)
+
+    def close_scanner(self, scanner):
+        return call(scanner.close)
+
+    def scan_all(self, scanner, batches=None):
+        """Drain a scanner; returns [((hk, sk), value)]. If batches is a list, appends the size
+        of every batch the server returned (observed through the scanner's buffer)."""
+        out = []
+        last_buf = None
+        while True:
+            item = self.next(scanner)
+            if item is None:
+                break
+            buf = scanner._kvs
+            if batches is not None and buf is not last_buf:
+                batches.append(len(buf))
+                last_buf = buf
+            out.append(item)
+        call(scanner.close)
+        return out
+
+    # --- routing helpers (pure client-side computation) ---------------------------------
+    def partition_count(self):
+        return call(self.pg.table.get_partition_count)
+
+    def hash_key_partition(self, hk):
+        return call(lambda: self.pg.table.get_hash_key_pid(hk).get_pidx())
+
+    def routing_ready(self):
+        """True if the client knows a primary for every partition and has a session to it."""
+        def check():
+            t = self.pg.table
+            if t.query_cfg_response is None:
+                return False
+            n = t.get_partition_count()
+            if n <= 0 or len(t.partition_dict) != n:
+                return False
+            for pidx in range(n):
+                addr = t.partition_dict.get(pidx)
+                if addr is None or addr.address == 0 or addr not in t.session_dict:
+                    return False
+            return True
+        return call(check)
+
+
+def hash_keys_covering_partitions(client, prefix):
+    """One hash key per partition, found by client-side hashing."""
+    n = client.partition_count()
+    found = {}
+    i = 0
+    while len(found) < n and i < 100000:
+        hk = "%s-%d" % (prefix, i)
+        found.setdefault(client.hash_key_partition(hk), hk)
+        i += 1
+    return found
+
+
+def open_client(metas, table, deadline_s=120.0, timeout_ms=5000):
+    """Open a client and wait until every partition answers a read (GET -> 0 or 23)."""
+    deadline = time.time() + deadline_s
+    last = None
+    while True:
+        c = Client(metas, table, timeout_ms)
+        try:
+            c.init()
+            if c.routing_ready():
+                probes = hash_keys_covering_partitions(c, "__pycompat_probe")
+                results = {p: c.get(hk, "probe") for p, hk in probes.items()}
+                if all(isinstance(r, tuple) and r[0] in (OK, NOT_FOUND) for r in results.values()):
+                    return c
+                last = "probe reads: %r" % results
+            else:
+                last = "routing not ready: %r" % call(lambda: c.pg.table.query_cfg_response)
+        except Exception as e:  # noqa: BLE001
+            last = "exception: %r" % e
+        c.close()
+        if time.time() > deadline:
+            raise RuntimeError("cluster at %s table %s not ready: %s" % (metas, table, last))
+        time.sleep(1.0)
+
+
+class Cluster(object):
+    """Either an external cluster (PEGASUS_META) or a onebox started through ../../run.sh."""
+
+    META_PORT_BASE = 36600
+    REPLICA_PORT_BASE = 36800
+
+    def __init__(self):
+        self.table = os.environ.get("PEGASUS_TABLE", "temp")
+        meta = os.environ.get("PEGASUS_META", "").strip()
+        self.managed = not meta
+        self.onebox_dir = None
+        # PEGASUS_RUN_SH overrides the launcher path (for trying the suite with another launcher)
+        self.run_sh = os.environ.get("PEGASUS_RUN_SH") or \
+            os.path.normpath(os.path.join(HERE, "..", "..", "run.sh"))
+        if self.managed:
+            self.metas = ["127.0.0.1:%d" % (self.META_PORT_BASE + 1)]
+        else:
+            self.metas = [m.strip() for m in meta.split(",") if m.strip()]
+
+    def _env(self):
+        env = dict(os.environ)
+        env.update({
+            "ONEBOX_DIR": self.onebox_dir,
+            "META_PORT_BASE": str(self.META_PORT_BASE),
+            "REPLICA_PORT_BASE": str(self.REPLICA_PORT_BASE),
+        })
+        return env
+
+    def _run(self, action, timeout):
+        log_path = os.path.join(LOG_DIR, "run_sh.log")
+        with open(log_path, "ab") as log:
+            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
+                       % (time.strftime("%H:%M:%S"), action, self.onebox_dir)).encode())
+            log.flush()
+            p = subprocess.run(["bash", self.run_sh, action], env=self._env(), stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               timeout=timeout, cwd=os.path.dirname(self.run_sh))
+        if p.returncode != 0:
+            with open(log_path, "rb") as f:
+                tail = f.read()[-4000:].decode("utf-8", "replace")
+            raise RuntimeError("run.sh %s exited %d; log %s:\n%s"
+                               % (action, p.returncode, log_path, tail))
+
+    def start(self):
+        if not self.managed:
+            return
+        if self.onebox_dir is None:
+            self.onebox_dir = tempfile.mkdtemp(prefix="pegasus-pycompat-")
+        self._run("start_onebox", float(os.environ.get("PEGASUS_START_TIMEOUT", "1200")))
+
+    def stop(self):
+        if not self.managed or self.onebox_dir is None:
+            return
+        self._run("stop_onebox", 300)
+
+    def destroy(self):
+        if not self.managed or self.onebox_dir is None:
+            return
+        try:
+            self.stop()
+        finally:
+            if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
+                shutil.rmtree(self.onebox_dir, ignore_errors=True)
+
+    def open_client(self, deadline_s=None):
+        if deadline_s is None:
+            deadline_s = float(os.environ.get("PEGASUS_READY_TIMEOUT", "180"))
+        return open_client(self.metas, self.table, deadline_s)
+
+
+def log(msg):
+    sys.stderr.write("[pycompat] %s\n" % msg)

@@ -1,0 +1,579 @@
+#!/usr/bin/env bash
+# run.sh: start, stop, list and clear a local pegasus-rs cluster ("onebox").
+# The subcommands and their flags follow Apache Pegasus's run.sh so that
+# existing habits and scripts keep working; `./run.sh help` lists them.
+#
+# Environment:
+#   ONEBOX_DIR           where instance directories live (default: <repo>/onebox)
+#   META_PORT_BASE       meta i listens on META_PORT_BASE+i (default 34600)
+#   REPLICA_PORT_BASE    replica j listens on REPLICA_PORT_BASE+j (default 34800)
+#   ONEBOX_HOST          address put into server_list (default 127.0.0.1)
+#   PEGASUS_SERVER_BIN   server binary to run (default: built by cargo)
+#   CARGO_TARGET_DIR     cargo's output dir (default ~/.cache/pegasus-rs/target)
+#   ONEBOX_WAIT_SECONDS  how long start_onebox waits for readiness (default 60)
+#   ONEBOX_SKIP_PROBE    set to 1 to skip the `pegasus_server probe` check
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pegasus-rs/target}
+ONEBOX_DIR=${ONEBOX_DIR:-$ROOT/onebox}
+META_PORT_BASE=${META_PORT_BASE:-34600}
+REPLICA_PORT_BASE=${REPLICA_PORT_BASE:-34800}
+ONEBOX_HOST=${ONEBOX_HOST:-127.0.0.1}
+ONEBOX_WAIT_SECONDS=${ONEBOX_WAIT_SECONDS:-60}
+ONEBOX_SKIP_PROBE=${ONEBOX_SKIP_PROBE:-0}
+CONFIG_TEMPLATE=${CONFIG_TEMPLATE:-$ROOT/conf/config.ini}
+CLUSTER_NAME=onebox
+STOP_GRACE_SECONDS=10
+# Marks a directory as created by this script, so clear_onebox never
+# removes a directory it did not make.
+MARKER=.pegasus-onebox
+PID_FILE=pegasus_server.pid
+LOG_FILE=pegasus_server.log
+
+# Make ONEBOX_DIR absolute with symlinks resolved: pid checks compare it
+# with the working directory the kernel reports for each process.
+ONEBOX_DIR=$(realpath -m -- "$ONEBOX_DIR") || { echo "ERROR: bad ONEBOX_DIR" >&2; exit 1; }
+
+die() {
+    echo "ERROR: $*" >&2
+    exit 1
+}
+
+is_number() {
+    [[ "${1:-}" =~ ^[0-9]+$ ]]
+}
+
+is_positive() {
+    [[ "${1:-}" =~ ^[1-9][0-9]*$ ]]
+}
+
+for var in META_PORT_BASE REPLICA_PORT_BASE ONEBOX_WAIT_SECONDS; do
+    is_positive "${!var}" || die "$var must be a positive number, not \"${!var}\""
+done
+
+#####################
+## helpers
+#####################
+
+# Prints the path of the server binary, building it when none is found.
+find_server_bin() {
+    if [ -n "${PEGASUS_SERVER_BIN:-}" ]; then
+        [ -x "$PEGASUS_SERVER_BIN" ] || die "PEGASUS_SERVER_BIN=$PEGASUS_SERVER_BIN is not an executable file"
+        echo "$PEGASUS_SERVER_BIN"
+        return
+    fi
+    local candidate
+    for candidate in "$CARGO_TARGET_DIR/release/pegasus_server" "$ROOT/target/release/pegasus_server"; do
+        if [ -x "$candidate" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "INFO: no pegasus_server binary found, building it" >&2
+    "$ROOT/tools/install_deps.sh" --build >&2 || die "installing build dependencies failed"
+    (cd "$ROOT" && cargo build --release) >&2 || die "cargo build --release failed"
+    [ -x "$CARGO_TARGET_DIR/release/pegasus_server" ] || die "build did not produce $CARGO_TARGET_DIR/release/pegasus_server"
+    echo "$CARGO_TARGET_DIR/release/pegasus_server"
+}
+
+meta_port() { echo $((META_PORT_BASE + $1)); }
+replica_port() { echo $((REPLICA_PORT_BASE + $1)); }
+
+# Comma separated host:port list of metas 1..$1.
+meta_server_list() {
+    local i list=""
+    for i in $(seq "$1"); do
+        list="${list:+$list,}$ONEBOX_HOST:$(meta_port "$i")"
+    done
+    echo "$list"
+}
+
+# Instance directories of the onebox, metas first, each group in numeric order.
+list_instance_dirs() {
+    local role
+    for role in meta replica; do
+        find "$ONEBOX_DIR" -mindepth 1 -maxdepth 1 -type d -name "${role}[0-9]*" 2>/dev/null |
+            sed "s|.*/$role||" | grep -E '^[0-9]+$' | sort -n | sed "s|^|$ONEBOX_DIR/$role|"
+    done
+}
+
+instance_role() { basename "$1" | sed 's/[0-9]*$//'; }
+
+# The RPC port of an instance, read back from its config.ini.
+instance_port() {
+    local dir=$1 role
+    role=$(instance_role "$dir")
+    awk -v sec="[apps.$role]" '
+        /^[ \t]*\[/ { gsub(/[ \t]/, ""); insec = ($0 == sec); next }
+        insec && /^[ \t]*ports[ \t]*=/ { sub(/^[^=]*=[ \t]*/, ""); sub(/[ \t\r]*$/, ""); print; exit }
+    ' "$dir/config.ini" 2>/dev/null
+}
+
+# Prints the pid of a running instance and succeeds, or fails when the
+# instance is not running. A pid is trusted only if that process still
+# works in the instance directory (guards against reused pids) and is not
+# a zombie.
+instance_pid() {
+    local dir=$1 pid state cwd
+    [ -f "$dir/$PID_FILE" ] || return 1
+    pid=$(cat "$dir/$PID_FILE" 2>/dev/null)
+    is_number "$pid" || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ -d "/proc/$pid" ]; then
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+        [ "$state" != "Z" ] || return 1
+        cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || return 1
+        [ "$cwd" = "$dir" ] || return 1
+    fi
+    echo "$pid"
+}
+
+# Succeeds when something accepts TCP connections on host:port.
+port_open() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+# Writes an instance's config.ini from the template.
+write_instance_config() {
+    local dir=$1 mport=$2 rport=$3 metas=$4 app=$5 partitions=$6
+    [ -f "$CONFIG_TEMPLATE" ] || die "config template $CONFIG_TEMPLATE not found"
+    {
+        echo "; Generated by run.sh from $CONFIG_TEMPLATE; start_onebox rewrites it."
+        sed -e "s|%{meta.port}|$mport|g" \
+            -e "s|%{replica.port}|$rport|g" \
+            -e "s|%{meta.server.list}|$metas|g" \
+            -e "s|%{cluster.name}|$CLUSTER_NAME|g" \
+            -e "s|%{app.name}|$app|g" \
+            -e "s|%{partition.count}|$partitions|g" \
+            "$CONFIG_TEMPLATE"
+    } >"$dir/config.ini.tmp" || die "cannot write $dir/config.ini"
+    if grep -nE '^[^;#]*%{' "$dir/config.ini.tmp" >&2; then
+        die "$CONFIG_TEMPLATE has a placeholder run.sh does not know (lines above)"
+    fi
+    mv "$dir/config.ini.tmp" "$dir/config.ini"
+}
+
+# Starts one instance in its directory; data then lands in <dir>/data.
+start_instance() {
+    local dir=$1 bin=$2 role name pid
+    role=$(instance_role "$dir")
+    name=$(basename "$dir")
+    if pid=$(instance_pid "$dir"); then
+        echo "INFO: $name is already running (pid $pid)"
+        return 1
+    fi
+    [ -f "$dir/config.ini" ] || die "$dir/config.ini not found; run start_onebox first"
+    ln -sfn "$bin" "$dir/pegasus_server"
+    (
+        cd "$dir" || exit 1
+        echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $name: pegasus_server config.ini -app_list $role" >>"$LOG_FILE"
+        nohup "$dir/pegasus_server" config.ini -app_list "$role" >>"$LOG_FILE" 2>&1 </dev/null &
+        echo $! >"$PID_FILE"
+    )
+    pid=$(cat "$dir/$PID_FILE")
+    echo "INFO: started $name (pid $pid, port $(instance_port "$dir"))"
+}
+
+# Stops the given instance directories: SIGTERM to all, then SIGKILL to
+# those still alive after STOP_GRACE_SECONDS.
+stop_instances() {
+    local dir pid alive deadline=$((SECONDS + STOP_GRACE_SECONDS))
+    local -a dirs=()
+    for dir in "$@"; do
+        if pid=$(instance_pid "$dir"); then
+            kill -TERM "$pid" 2>/dev/null
+            dirs+=("$dir")
+        else
+            rm -f "$dir/$PID_FILE"
+        fi
+    done
+    [ ${#dirs[@]} -gt 0 ] || return 0
+    while :; do
+        alive=0
+        for dir in "${dirs[@]}"; do
+            instance_pid "$dir" >/dev/null && alive=1
+        done
+        [ $alive -eq 1 ] || break
+        if [ $SECONDS -ge $deadline ]; then
+            for dir in "${dirs[@]}"; do
+                if pid=$(instance_pid "$dir"); then
+                    echo "WARN: $(basename "$dir") did not stop in ${STOP_GRACE_SECONDS}s, killing pid $pid"
+                    kill -KILL "$pid" 2>/dev/null
+                fi
+            done
+            sleep 0.2
+            break
+        fi
+        sleep 0.1
+    done
+    for dir in "${dirs[@]}"; do
+        rm -f "$dir/$PID_FILE"
+        echo "INFO: stopped $(basename "$dir")"
+    done
+}
+
+# Prints the last lines of an instance's log, for failures.
+show_log_tail() {
+    echo "----- last lines of $1/$LOG_FILE -----" >&2
+    tail -n 20 "$1/$LOG_FILE" >&2 2>/dev/null
+    echo "-----" >&2
+}
+
+# Fails (after showing its log) if one of the instances has exited.
+check_alive() {
+    local dir
+    for dir in "$@"; do
+        if ! instance_pid "$dir" >/dev/null; then
+            echo "ERROR: $(basename "$dir") exited" >&2
+            show_log_tail "$dir"
+            return 1
+        fi
+    done
+}
+
+# Waits until every instance's port accepts TCP connections.
+wait_ports() {
+    local deadline=$1 dir
+    shift
+    for dir in "$@"; do
+        until port_open 127.0.0.1 "$(instance_port "$dir")"; do
+            check_alive "$dir" || return 1
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                echo "ERROR: $(basename "$dir") does not accept connections on port $(instance_port "$dir")" >&2
+                show_log_tail "$dir"
+                return 1
+            fi
+            sleep 0.2
+        done
+    done
+}
+
+# Waits until the table is fully served. Uses `pegasus_server probe
+# <meta list> <table>` when the binary has it: exit 0 means served, 1 (or
+# a timeout) means not yet. Exit 2, any other code or a usage message means
+# the binary has no probe; then the port check already done plus a short
+# sleep has to do.
+wait_table() {
+    local bin=$1 metas=$2 app=$3 deadline=$4
+    shift 4
+    local rc out
+    if [ "$ONEBOX_SKIP_PROBE" != "1" ]; then
+        while :; do
+            out=$(timeout 10 "$bin" probe "$metas" "$app" 2>&1 </dev/null)
+            rc=$?
+            if [ $rc -eq 0 ]; then
+                echo "INFO: table $app is served"
+                return 0
+            fi
+            if grep -qi 'usage' <<<"$out" || { [ $rc -ne 1 ] && [ $rc -ne 124 ]; }; then
+                break
+            fi
+            check_alive "$@" || return 1
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                echo "ERROR: table $app not fully served after ${ONEBOX_WAIT_SECONDS}s; last probe said:" >&2
+                echo "$out" >&2
+                return 1
+            fi
+            sleep 1
+        done
+    fi
+    echo "INFO: no table probe available; waiting 3s for table $app to be assigned"
+    sleep 3
+    check_alive "$@"
+}
+
+# Parses "-m N" / "-r N" (both allowed) into META_ID / REPLICA_ID.
+parse_instance_args() {
+    local cmd=$1
+    shift
+    META_ID=0
+    REPLICA_ID=0
+    SLEEP=1
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            -h|--help) "usage_$cmd"; exit 0 ;;
+            -m|--meta_id) META_ID=${2:-}; shift ;;
+            -r|--replica_id) REPLICA_ID=${2:-}; shift ;;
+            -s|--sleep)
+                [ "$cmd" = restart_onebox_instance ] || { echo "ERROR: unknown option \"$1\""; "usage_$cmd"; exit 1; }
+                SLEEP=${2:-}; shift ;;
+            *) echo "ERROR: unknown option \"$1\""; echo; "usage_$cmd"; exit 1 ;;
+        esac
+        shift
+    done
+    is_number "$META_ID" || die "meta id must be a number"
+    is_number "$REPLICA_ID" || die "replica id must be a number"
+    is_number "$SLEEP" || die "sleep must be a number of seconds"
+    if [ "$META_ID" = 0 ] && [ "$REPLICA_ID" = 0 ]; then
+        die "no meta_id or replica_id set"
+    fi
+}
+
+# Fills SELECTED with the chosen instance directories; fails if one does not exist.
+select_instance_dirs() {
+    SELECTED=()
+    if [ "$META_ID" != 0 ]; then
+        [ -d "$ONEBOX_DIR/meta$META_ID" ] || die "invalid meta_id $META_ID: $ONEBOX_DIR/meta$META_ID does not exist"
+        SELECTED+=("$ONEBOX_DIR/meta$META_ID")
+    fi
+    if [ "$REPLICA_ID" != 0 ]; then
+        [ -d "$ONEBOX_DIR/replica$REPLICA_ID" ] || die "invalid replica_id $REPLICA_ID: $ONEBOX_DIR/replica$REPLICA_ID does not exist"
+        SELECTED+=("$ONEBOX_DIR/replica$REPLICA_ID")
+    fi
+}
+
+#####################
+## subcommands
+#####################
+
+usage() {
+    cat <<EOF
+usage: run.sh <command> [<args>]
+
+Command list:
+   help                      print this help
+   start_onebox              start a local cluster (onebox)
+   stop_onebox               stop the onebox
+   list_onebox               list the onebox instances
+   clear_onebox              stop the onebox and remove its data
+   start_onebox_instance     start one onebox instance
+   stop_onebox_instance      stop one onebox instance
+   restart_onebox_instance   restart one onebox instance
+
+'run.sh <command> -h' prints the options of a command.
+Onebox directory: $ONEBOX_DIR
+EOF
+}
+
+usage_start_onebox() {
+    cat <<EOF
+Options for subcommand 'start_onebox':
+   -h|--help                   print this help
+   -m|--meta_count <num>       meta server count, default 1
+   -r|--replica_count <num>    replica server count, default 3
+   -a|--app_name <str>         table created on first start, default temp
+   -p|--partition_count <num>  its partition count, default 8
+   -w|--wait_healthy           wait for the table to be served (always done)
+   -s|--server_path <path>     server binary, or the directory holding it
+                               (same as PEGASUS_SERVER_BIN)
+EOF
+}
+
+run_start_onebox() {
+    local metas_n=1 replicas_n=3 app=temp partitions=8
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            -h|--help) usage_start_onebox; exit 0 ;;
+            -m|--meta_count) metas_n=${2:-}; shift ;;
+            -r|--replica_count) replicas_n=${2:-}; shift ;;
+            -a|--app_name) app=${2:-}; shift ;;
+            -p|--partition_count) partitions=${2:-}; shift ;;
+            -w|--wait_healthy) ;;
+            -s|--server_path)
+                # Upstream passes the directory holding pegasus_server; a file works too.
+                PEGASUS_SERVER_BIN=${2:-}
+                [ -d "$PEGASUS_SERVER_BIN" ] && PEGASUS_SERVER_BIN=$PEGASUS_SERVER_BIN/pegasus_server
+                shift ;;
+            *) echo "ERROR: unknown option \"$1\""; echo; usage_start_onebox; exit 1 ;;
+        esac
+        shift
+    done
+    is_positive "$metas_n" || die "meta count must be a number >= 1"
+    is_positive "$replicas_n" || die "replica count must be a number >= 1"
+    is_positive "$partitions" || die "partition count must be a number >= 1"
+    [[ "$app" =~ ^[A-Za-z0-9_.-]+$ ]] || die "invalid app name \"$app\""
+
+    local dir
+    local -a existing=()
+    mapfile -t existing < <(list_instance_dirs)
+    for dir in "${existing[@]}"; do
+        if instance_pid "$dir" >/dev/null; then
+            die "$(basename "$dir") of $ONEBOX_DIR is running; stop_onebox first"
+        fi
+    done
+
+    local bin metas i port
+    bin=$(find_server_bin) || exit 1
+    metas=$(meta_server_list "$metas_n")
+    local -a dirs=()
+    for i in $(seq "$metas_n"); do dirs+=("$ONEBOX_DIR/meta$i"); done
+    for i in $(seq "$replicas_n"); do dirs+=("$ONEBOX_DIR/replica$i"); done
+
+    for port in $(for i in $(seq "$metas_n"); do meta_port "$i"; done) \
+        $(for i in $(seq "$replicas_n"); do replica_port "$i"; done); do
+        if port_open 127.0.0.1 "$port"; then
+            die "port $port is already in use (another cluster? see META_PORT_BASE / REPLICA_PORT_BASE)"
+        fi
+    done
+
+    mkdir -p "$ONEBOX_DIR" || die "cannot create $ONEBOX_DIR"
+    touch "$ONEBOX_DIR/$MARKER"
+    for i in $(seq "$metas_n"); do
+        dir=$ONEBOX_DIR/meta$i
+        mkdir -p "$dir"
+        write_instance_config "$dir" "$(meta_port "$i")" "$REPLICA_PORT_BASE" "$metas" "$app" "$partitions"
+    done
+    for i in $(seq "$replicas_n"); do
+        dir=$ONEBOX_DIR/replica$i
+        mkdir -p "$dir"
+        write_instance_config "$dir" "$META_PORT_BASE" "$(replica_port "$i")" "$metas" "$app" "$partitions"
+    done
+    echo "INFO: starting onebox in $ONEBOX_DIR with $metas_n meta(s), $replicas_n replica(s); server_list = $metas"
+    for dir in "${dirs[@]}"; do
+        start_instance "$dir" "$bin" || { stop_instances "${dirs[@]}"; exit 1; }
+    done
+
+    local deadline=$(($(date +%s) + ONEBOX_WAIT_SECONDS))
+    if ! wait_ports "$deadline" "${dirs[@]}" || ! wait_table "$bin" "$metas" "$app" "$deadline" "${dirs[@]}"; then
+        echo "ERROR: onebox did not become ready; stopping it" >&2
+        stop_instances "${dirs[@]}"
+        exit 1
+    fi
+    echo "INFO: onebox is ready: meta server(s) $metas, table $app"
+}
+
+usage_stop_onebox() {
+    echo "Options for subcommand 'stop_onebox':"
+    echo "   -h|--help         print this help"
+}
+
+run_stop_onebox() {
+    case "${1:-}" in
+        "") ;;
+        -h|--help) usage_stop_onebox; exit 0 ;;
+        *) echo "ERROR: unknown option \"$1\""; echo; usage_stop_onebox; exit 1 ;;
+    esac
+    local -a dirs=()
+    mapfile -t dirs < <(list_instance_dirs)
+    [ ${#dirs[@]} -gt 0 ] || return 0
+    stop_instances "${dirs[@]}"
+}
+
+usage_list_onebox() {
+    echo "Options for subcommand 'list_onebox':"
+    echo "   -h|--help         print this help"
+}
+
+run_list_onebox() {
+    case "${1:-}" in
+        "") ;;
+        -h|--help) usage_list_onebox; exit 0 ;;
+        *) echo "ERROR: unknown option \"$1\""; echo; usage_list_onebox; exit 1 ;;
+    esac
+    local dir pid
+    local -a existing=()
+    mapfile -t existing < <(list_instance_dirs)
+    printf '%-12s %-8s %-8s %-8s %s\n' INSTANCE PORT PID STATUS DIR
+    for dir in "${existing[@]}"; do
+        if pid=$(instance_pid "$dir"); then
+            printf '%-12s %-8s %-8s %-8s %s\n' "$(basename "$dir")" "$(instance_port "$dir")" "$pid" running "$dir"
+        else
+            printf '%-12s %-8s %-8s %-8s %s\n' "$(basename "$dir")" "$(instance_port "$dir")" - stopped "$dir"
+        fi
+    done
+}
+
+usage_clear_onebox() {
+    echo "Options for subcommand 'clear_onebox':"
+    echo "   -h|--help         print this help"
+}
+
+run_clear_onebox() {
+    case "${1:-}" in
+        "") ;;
+        -h|--help) usage_clear_onebox; exit 0 ;;
+        *) echo "ERROR: unknown option \"$1\""; echo; usage_clear_onebox; exit 1 ;;
+    esac
+    [ -d "$ONEBOX_DIR" ] || return 0
+    if [ ! -f "$ONEBOX_DIR/$MARKER" ]; then
+        die "$ONEBOX_DIR was not created by run.sh (no $MARKER file); not removing it"
+    fi
+    run_stop_onebox
+    rm -rf "$ONEBOX_DIR"
+    echo "INFO: removed $ONEBOX_DIR"
+}
+
+usage_start_onebox_instance() {
+    echo "Options for subcommand 'start_onebox_instance':"
+    echo "   -h|--help              print this help"
+    echo "   -m|--meta_id <num>     start meta server with this id"
+    echo "   -r|--replica_id <num>  start replica server with this id"
+}
+
+# Starts the selected instances and waits for their ports.
+run_start_onebox_instance() {
+    parse_instance_args start_onebox_instance "$@"
+    select_instance_dirs
+    local -a dirs=("${SELECTED[@]}")
+    local bin dir rc=0
+    bin=$(find_server_bin) || exit 1
+    for dir in "${dirs[@]}"; do
+        start_instance "$dir" "$bin" || rc=1
+    done
+    wait_ports $(($(date +%s) + ONEBOX_WAIT_SECONDS)) "${dirs[@]}" || exit 1
+    return $rc
+}
+
+usage_stop_onebox_instance() {
+    echo "Options for subcommand 'stop_onebox_instance':"
+    echo "   -h|--help              print this help"
+    echo "   -m|--meta_id <num>     stop meta server with this id"
+    echo "   -r|--replica_id <num>  stop replica server with this id"
+}
+
+run_stop_onebox_instance() {
+    parse_instance_args stop_onebox_instance "$@"
+    select_instance_dirs
+    local -a dirs=("${SELECTED[@]}")
+    local dir rc=0
+    local -a running=()
+    for dir in "${dirs[@]}"; do
+        if instance_pid "$dir" >/dev/null; then
+            running+=("$dir")
+        else
+            echo "INFO: $(basename "$dir") is not running"
+            rc=1
+        fi
+    done
+    [ ${#running[@]} -eq 0 ] || stop_instances "${running[@]}"
+    return $rc
+}
+
+usage_restart_onebox_instance() {
+    echo "Options for subcommand 'restart_onebox_instance':"
+    echo "   -h|--help              print this help"
+    echo "   -m|--meta_id <num>     restart meta server with this id"
+    echo "   -r|--replica_id <num>  restart replica server with this id"
+    echo "   -s|--sleep <num>       seconds between stop and start, default 1"
+}
+
+run_restart_onebox_instance() {
+    parse_instance_args restart_onebox_instance "$@"
+    local -a args=(-m "$META_ID" -r "$REPLICA_ID")
+    local pause=$SLEEP
+    # Not running is fine for a restart: it just gets started.
+    run_stop_onebox_instance "${args[@]}" || true
+    echo "INFO: sleeping ${pause}s"
+    sleep "$pause"
+    run_start_onebox_instance "${args[@]}"
+}
+
+#####################
+## main
+#####################
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    help|-h|--help) usage ;;
+    start_onebox) run_start_onebox "$@" ;;
+    stop_onebox) run_stop_onebox "$@" ;;
+    list_onebox) run_list_onebox "$@" ;;
+    clear_onebox) run_clear_onebox "$@" ;;
+    start_onebox_instance) run_start_onebox_instance "$@" ;;
+    stop_onebox_instance) run_stop_onebox_instance "$@" ;;
+    restart_onebox_instance) run_restart_onebox_instance "$@" ;;
+    *) echo "ERROR: unknown command \"$cmd\""; echo; usage; exit 1 ;;
+esac

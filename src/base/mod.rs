@@ -1,0 +1,5 @@
+//! Pegasus base facts shared by every role: CRCs, key and value layouts.
+
+pub mod crc;
+pub mod key_schema;
+pub mod value_schema;

@@ -1,0 +1,401 @@
+//! `pegasus_server`: the one binary of pegasus-rs, started like upstream's
+//! (`pegasus_server config.ini -app_list meta|replica`), plus `probe`, which tells scripts
+//! whether a table is fully served.
+
+use pegasus_rs::{config, idl, logging, meta, replica, rpc};
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use config::{Config, ConfigError};
+use idl::dsn::RpcAddress;
+
+const USAGE: &str = "usage:\n  pegasus_server <config.ini> -app_list meta|replica [-cargs k1=v1;k2=v2]\n  pegasus_server probe <meta_addr[,meta_addr...]> <table>";
+
+fn parse_addr_list(list: &str) -> Result<Vec<SocketAddr>, String> {
+    list.split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.find(|x| x.is_ipv4()))
+                .ok_or_else(|| format!("cannot resolve meta server address {s:?}"))
+        })
+        .collect()
+}
+
+fn host_ip(cfg: &Config) -> Result<Ipv4Addr, ConfigError> {
+    let explicit = cfg.string("network", "explicit_host_address", "");
+    let _ = cfg.get("network", "primary_interface");
+    if explicit.is_empty() {
+        return Ok(Ipv4Addr::LOCALHOST);
+    }
+    explicit.parse::<Ipv4Addr>().map_err(|_| {
+        ConfigError(format!(
+            "[network] explicit_host_address = {explicit:?} is not an IPv4 address"
+        ))
+    })
+}
+
+fn port_of(cfg: &Config, role: &str) -> Result<u16, ConfigError> {
+    let p = cfg.i64(
+        &format!("apps.{role}"),
+        "ports",
+        if role == "meta" { 34601 } else { 34801 },
+    )?;
+    u16::try_from(p).map_err(|_| ConfigError(format!("[apps.{role}] ports = {p} is out of range")))
+}
+
+fn secs(cfg: &Config, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(cfg.u64("replication", key, default)?))
+}
+
+fn millis(cfg: &Config, section: &str, key: &str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(cfg.u64(section, key, default)?))
+}
+
+fn default_apps(cfg: &Config) -> Result<Vec<meta::server_state::DefaultApp>, ConfigError> {
+    let mut out = Vec::new();
+    let sections: Vec<String> = cfg
+        .sections()
+        .filter(|s| s.starts_with("meta_server.apps") || *s == "replication.app")
+        .map(String::from)
+        .collect();
+    for s in sections {
+        let name = cfg.string(&s, "app_name", "");
+        if name.is_empty() {
+            continue;
+        }
+        let app_type = cfg
+            .get(&s, "app_type")
+            .ok_or_else(|| ConfigError(format!("[{s}] app_type is required")))?
+            .to_string();
+        let partition_count = cfg.i64(&s, "partition_count", 1)?;
+        if partition_count <= 0 || partition_count > i32::MAX as i64 {
+            return Err(ConfigError(format!("[{s}] partition_count must be > 0")));
+        }
+        let mut envs = std::collections::BTreeMap::new();
+        for kv in cfg
+            .string(&s, "envs", "")
+            .split(',')
+            .filter(|x| !x.trim().is_empty())
+        {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("[{s}] envs entry {kv:?} is not k=v")))?;
+            envs.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        out.push(meta::server_state::DefaultApp {
+            name,
+            app_type,
+            partition_count: partition_count as i32,
+            max_replica_count: cfg.i64(&s, "max_replica_count", 3)? as i32,
+            stateful: cfg.bool(&s, "stateful", true)?,
+            envs,
+        });
+    }
+    Ok(out)
+}
+
+async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+async fn run_meta(cfg: Config) -> Result<(), String> {
+    let ip = host_ip(&cfg).map_err(|e| e.to_string())?;
+    let port = port_of(&cfg, "meta").map_err(|e| e.to_string())?;
+    let data_dir = PathBuf::from(cfg.string("core", "data_dir", "./data")).join("meta");
+    let store_type = cfg.string(
+        "meta_server",
+        "meta_state_service_type",
+        "meta_state_service_simple",
+    );
+    if store_type != "meta_state_service_simple" {
+        return Err(format!(
+            "[meta_server] meta_state_service_type = {store_type} is not supported yet (use meta_state_service_simple)"
+        ));
+    }
+    let params = cfg.string("meta_server", "meta_state_service_parameters", "");
+    let store_dir = match params.split_whitespace().next() {
+        Some(d) => PathBuf::from(d),
+        None => data_dir.clone(),
+    };
+    let c = |e: ConfigError| e.to_string();
+    let level = match cfg
+        .string("meta_server", "meta_function_level_on_start", "steady")
+        .as_str()
+    {
+        "stopped" => 100,
+        "blind" => 200,
+        "freezed" => 300,
+        "steady" => 400,
+        "lively" => 500,
+        other => {
+            return Err(format!(
+                "[meta_server] meta_function_level_on_start = {other:?} is not a level"
+            ))
+        }
+    };
+    let opts = meta::server_state::MetaOptions {
+        cluster_root: cfg.string("meta_server", "cluster_root", "/"),
+        cluster_name: cfg.string("replication", "cluster_name", ""),
+        server_list: cfg
+            .string("meta_server", "server_list", "")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        grace: secs(&cfg, "fd_grace_seconds", 22).map_err(c)?,
+        min_live_node_count_for_unfreeze: cfg
+            .u64("meta_server", "min_live_node_count_for_unfreeze", 3)
+            .map_err(c)? as usize,
+        min_allowed_replica_count: cfg
+            .i64("meta_server", "min_allowed_replica_count", 1)
+            .map_err(c)? as i32,
+        max_allowed_replica_count: cfg
+            .i64("meta_server", "max_allowed_replica_count", 5)
+            .map_err(c)? as i32,
+        hold_seconds_for_dropped_app: cfg
+            .i64("meta_server", "hold_seconds_for_dropped_app", 604_800)
+            .map_err(c)?,
+        start_level: idl::meta_admin::MetaFunctionLevel(level),
+    };
+    let check_interval = secs(&cfg, "fd_check_interval_seconds", 2).map_err(c)?;
+    let defaults = default_apps(&cfg).map_err(c)?;
+    let store = meta::state_store::LocalStore::open(&store_dir).map_err(|e| e.to_string())?;
+    let state = meta::server_state::ServerState::load(Box::new(store), opts, &defaults)?;
+    warn_unused(&cfg);
+    let self_addr = RpcAddress::from_ipv4(ip, port);
+    let service = meta::service::MetaService::new(state, self_addr, check_interval);
+    service.start_checker();
+    let listener = listen(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::UNSPECIFIED,
+        port,
+    )))
+    .await?;
+    log::info!("meta server listening on {ip}:{port}");
+    let opts = rpc::server::ServerOptions {
+        self_address: self_addr.0,
+        ..Default::default()
+    };
+    tokio::select! {
+        _ = rpc::server::serve(listener, service, opts) => {}
+        _ = shutdown_signal() => log::info!("meta server stopping"),
+    }
+    Ok(())
+}
+
+async fn run_replica(cfg: Config) -> Result<(), String> {
+    let c = |e: ConfigError| e.to_string();
+    let ip = host_ip(&cfg).map_err(c)?;
+    let port = port_of(&cfg, "replica").map_err(c)?;
+    let data_dirs = cfg.string("replication", "data_dirs", "");
+    let data_dir = match data_dirs.split(',').find(|s| !s.trim().is_empty()) {
+        None => PathBuf::from(cfg.string("core", "data_dir", "./data")).join("replica"),
+        Some(item) => {
+            let (_, dir) = item
+                .split_once(':')
+                .ok_or_else(|| format!("[replication] data_dirs item {item:?} must be tag:dir"))?;
+            Path::new(dir.trim()).join("replica")
+        }
+    };
+    if data_dir.join("reps").join(".kms-info").exists() {
+        return Err(
+            "this data directory is encrypted at rest, which pegasus-rs does not support".into(),
+        );
+    }
+    let metas = parse_addr_list(&cfg.string("meta_server", "server_list", ""))?;
+    let opts = replica::stub::ReplicaOptions {
+        data_dir,
+        self_addr: SocketAddr::V4(SocketAddrV4::new(ip, port)),
+        meta_servers: metas,
+        beacon_interval: secs(&cfg, "fd_beacon_interval_seconds", 3).map_err(c)?,
+        lease: secs(&cfg, "fd_lease_seconds", 20).map_err(c)?,
+        config_sync_interval: millis(&cfg, "replication", "config_sync_interval_ms", 30_000)
+            .map_err(c)?,
+        max_allowed_write_size: cfg
+            .u64("replication", "max_allowed_write_size", 1 << 20)
+            .map_err(c)? as usize,
+    };
+    let _ = cfg.get("replication", "cluster_name");
+    warn_unused(&cfg);
+    let stub = replica::stub::ReplicaStub::new(opts);
+    stub.load_replicas()
+        .map_err(|e| format!("cannot load replicas: {e}"))?;
+    let listener = listen(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::UNSPECIFIED,
+        port,
+    )))
+    .await?;
+    log::info!("replica server listening on {ip}:{port}");
+    stub.start_meta_tasks();
+    let sopts = rpc::server::ServerOptions {
+        self_address: stub.self_address().0,
+        ..Default::default()
+    };
+    tokio::select! {
+        _ = rpc::server::serve(listener, stub.clone(), sopts) => {}
+        _ = shutdown_signal() => {
+            log::info!("replica server stopping; flushing");
+            stub.flush_all();
+        }
+    }
+    Ok(())
+}
+
+fn warn_unused(cfg: &Config) {
+    let unused = cfg.unused_keys(&["meta_server", "replication", "network", "core"]);
+    if !unused.is_empty() {
+        log::warn!("config keys not used by pegasus-rs: {}", unused.join(", "));
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// `probe`: exit 0 when every partition of the table has a primary that answers.
+async fn probe(metas: &str, table: &str) -> ExitCode {
+    let Ok(addrs) = parse_addr_list(metas) else {
+        return ExitCode::from(2);
+    };
+    for a in addrs {
+        let client = rpc::client::RpcClient::new(a, 0);
+        let req = idl::dsn_layer2::QueryCfgRequest {
+            app_name: Some(table.to_string()),
+            partition_indices: Some(Vec::new()),
+        };
+        let arg = rpc::frame::ReplyValue {
+            ttype: 12,
+            bytes: idl::protocol::encode_struct(&req),
+        };
+        let Ok(reply) = client
+            .call(
+                "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
+                0,
+                0,
+                &arg,
+                Duration::from_secs(3),
+            )
+            .await
+        else {
+            continue;
+        };
+        let resp: Result<idl::dsn_layer2::QueryCfgResponse, _> =
+            idl::protocol::decode(&reply.body, idl::protocol::read_arg);
+        let Ok(resp) = resp else { continue };
+        if !resp.err.map(|e| e.is_ok()).unwrap_or(false) {
+            continue;
+        }
+        let parts = resp.partitions.unwrap_or_default();
+        let served = !parts.is_empty()
+            && parts.len() as i32 == resp.partition_count.unwrap_or(-1)
+            && parts
+                .iter()
+                .all(|p| p.primary.map(|a| !a.is_invalid()).unwrap_or(false));
+        if !served {
+            return ExitCode::from(1);
+        }
+        // Every primary must answer an RRDB read for its partition.
+        for p in parts {
+            let (Some(pid), Some(Some(addr))) = (p.pid, p.primary.map(|a| a.to_socket_addr()))
+            else {
+                return ExitCode::from(1);
+            };
+            let c = rpc::client::RpcClient::new(SocketAddr::V4(addr), 0);
+            let key = idl::dsn::Blob(b"\x00\x00".to_vec());
+            let arg = rpc::frame::ReplyValue {
+                ttype: 12,
+                bytes: idl::protocol::encode_struct(&key),
+            };
+            match c
+                .call(
+                    "RPC_RRDB_RRDB_TTL",
+                    pid.app_id,
+                    pid.partition_index,
+                    &arg,
+                    Duration::from_secs(3),
+                )
+                .await
+            {
+                Ok(r) if r.error == "ERR_OK" => {}
+                _ => return ExitCode::from(1),
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    logging::init();
+    let args: Vec<String> = std::env::args().collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.get(1).map(|s| s.as_str()) == Some("probe") {
+        return match (args.get(2), args.get(3)) {
+            (Some(m), Some(t)) => rt.block_on(probe(m, t)),
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let (Some(config_path), Some("-app_list"), Some(role)) =
+        (args.get(1), args.get(2).map(|s| s.as_str()), args.get(3))
+    else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let mut cfg = match Config::load(Path::new(config_path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Some("-cargs"), Some(kvs)) = (args.get(4).map(|s| s.as_str()), args.get(5)) {
+        // `-cargs k=v;k=v` sets [section] key pairs written as section.key=value.
+        for kv in kvs.split(';').filter(|s| !s.is_empty()) {
+            if let Some((k, v)) = kv.split_once('=') {
+                if let Some((sec, key)) = k.rsplit_once('.') {
+                    cfg.set(sec, key, v);
+                }
+            }
+        }
+    }
+    let role = role.split('@').next().unwrap_or("").to_string();
+    let result = match role.as_str() {
+        "meta" => rt.block_on(run_meta(cfg)),
+        "replica" => rt.block_on(run_replica(cfg)),
+        other => Err(format!("unknown role {other:?}; expected meta or replica")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("pegasus_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The meta server: cluster state, its persistence, and its RPC surface.
+
+pub mod json;
+pub mod server_state;
+pub mod service;
+pub mod state_store;

@@ -1,0 +1,535 @@
+//! The meta server's RPC surface: table DDL and listing, partition queries, failure-detector
+//! beacons and config sync, all serialised on one state lock; plus the periodic checker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use crate::idl::dsn::{ErrorCode, RpcAddress};
+use crate::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
+use crate::idl::fd::{BeaconAck, BeaconMsg};
+use crate::idl::meta_admin::*;
+use crate::rpc::frame::Request;
+use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
+
+use super::server_state::{ServerState, PARTITION_FLAG_DROPPED};
+
+pub struct MetaService {
+    state: Mutex<ServerState>,
+    self_addr: RpcAddress,
+    check_interval: Duration,
+}
+
+fn level_name(l: MetaFunctionLevel) -> &'static str {
+    match l.0 {
+        100 => "stopped",
+        200 => "blind",
+        300 => "freezed",
+        400 => "steady",
+        500 => "lively",
+        _ => "invalid",
+    }
+}
+
+impl MetaService {
+    pub fn new(
+        state: ServerState,
+        self_addr: RpcAddress,
+        check_interval: Duration,
+    ) -> Arc<MetaService> {
+        Arc::new(MetaService {
+            state: Mutex::new(state),
+            self_addr,
+            check_interval,
+        })
+    }
+
+    /// Runs the periodic checker (node expiry, primary assignment).
+    pub fn start_checker(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(me.check_interval).await;
+                me.state.lock().await.check(Instant::now());
+            }
+        });
+    }
+
+    async fn query_cfg(&self, req: QueryCfgRequest) -> QueryCfgResponse {
+        let s = self.state.lock().await;
+        let name = req.app_name.unwrap_or_default();
+        let mut resp = QueryCfgResponse {
+            err: Some(ErrorCode::OK),
+            app_id: Some(0),
+            partition_count: Some(0),
+            is_stateful: Some(false),
+            partitions: Some(Vec::new()),
+        };
+        let Some(app) = s.app_by_name(&name) else {
+            resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+            return resp;
+        };
+        match app.info.status {
+            Some(AppStatus::AS_AVAILABLE) => {}
+            Some(AppStatus::AS_CREATING) | Some(AppStatus::AS_RECALLING) => {
+                resp.err = Some(ErrorCode::BUSY_CREATING);
+                return resp;
+            }
+            Some(AppStatus::AS_DROPPING) => {
+                resp.err = Some(ErrorCode::BUSY_DROPPING);
+                return resp;
+            }
+            _ => {
+                resp.err = Some(ErrorCode::UNKNOWN);
+                return resp;
+            }
+        }
+        let count = app.partitions.len() as i32;
+        resp.app_id = app.info.app_id;
+        resp.partition_count = Some(count);
+        resp.is_stateful = Some(true);
+        let wanted: Vec<i32> = req
+            .partition_indices
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| *i >= 0 && *i < count)
+            .collect();
+        let parts = if wanted.is_empty() {
+            app.partitions.clone()
+        } else {
+            wanted
+                .iter()
+                .map(|i| app.partitions[*i as usize].clone())
+                .collect()
+        };
+        resp.partitions = Some(parts);
+        resp
+    }
+
+    async fn create_app(
+        &self,
+        req: ConfigurationCreateAppRequest,
+    ) -> ConfigurationCreateAppResponse {
+        let mut s = self.state.lock().await;
+        let mut resp = ConfigurationCreateAppResponse {
+            err: Some(ErrorCode::OK),
+            appid: Some(0),
+        };
+        let name = req.app_name.unwrap_or_default();
+        let o = req.options.unwrap_or_default();
+        let pc = o.partition_count.unwrap_or(0);
+        let rc = o.replica_count.unwrap_or(0);
+        let envs = o.envs.clone().unwrap_or_default();
+        let app_type = o.app_type.clone().unwrap_or_else(|| "pegasus".into());
+        let stateful = o.is_stateful.unwrap_or(true);
+        if s.effective_level().0 <= MetaFunctionLevel::FL_FREEZED.0 {
+            resp.err = Some(ErrorCode::STATE_FREEZED);
+            return resp;
+        }
+        if name.is_empty()
+            || pc <= 0
+            || rc < s.opts.min_allowed_replica_count
+            || rc > s.opts.max_allowed_replica_count
+            || rc as usize > s.alive_nodes().len()
+        {
+            resp.err = Some(ErrorCode::INVALID_PARAMETERS);
+            return resp;
+        }
+        if let Some(existing) = s.app_by_name(&name) {
+            let i = &existing.info;
+            resp.err = Some(match i.status {
+                Some(AppStatus::AS_AVAILABLE) if o.success_if_exist.unwrap_or(false) => {
+                    let same = i.partition_count == Some(pc)
+                        && i.app_type.as_deref() == Some(app_type.as_str())
+                        && i.envs.clone().unwrap_or_default() == envs
+                        && i.is_stateful == Some(stateful)
+                        && i.max_replica_count == Some(rc);
+                    if same {
+                        resp.appid = i.app_id;
+                        ErrorCode::OK
+                    } else {
+                        ErrorCode::INVALID_PARAMETERS
+                    }
+                }
+                Some(AppStatus::AS_AVAILABLE) => ErrorCode::APP_EXIST,
+                Some(AppStatus::AS_CREATING) | Some(AppStatus::AS_RECALLING) => {
+                    ErrorCode::BUSY_CREATING
+                }
+                Some(AppStatus::AS_DROPPING) => ErrorCode::BUSY_DROPPING,
+                _ => ErrorCode::APP_EXIST,
+            });
+            return resp;
+        }
+        match s.create_app(&name, &app_type, pc, rc, stateful, envs, pc) {
+            Ok(id) => {
+                resp.appid = Some(id);
+                s.assign_primaries();
+            }
+            Err(e) => resp.err = Some(e),
+        }
+        resp
+    }
+
+    async fn drop_app(&self, req: ConfigurationDropAppRequest) -> ConfigurationDropAppResponse {
+        let mut s = self.state.lock().await;
+        let name = req.app_name.unwrap_or_default();
+        let o = req.options.unwrap_or_default();
+        let err = match s
+            .app_by_name(&name)
+            .map(|a| (a.info.app_id.unwrap_or(0), a.info.status))
+        {
+            None => {
+                if o.success_if_not_exist.unwrap_or(false) {
+                    ErrorCode::OK
+                } else {
+                    ErrorCode::APP_NOT_EXIST
+                }
+            }
+            Some((id, Some(AppStatus::AS_AVAILABLE))) => match s.drop_app(id, o.reserve_seconds) {
+                Ok(()) => ErrorCode::OK,
+                Err(e) => e,
+            },
+            Some((_, Some(AppStatus::AS_DROPPING))) => ErrorCode::BUSY_DROPPING,
+            Some(_) => ErrorCode::BUSY_CREATING,
+        };
+        ConfigurationDropAppResponse { err: Some(err) }
+    }
+
+    async fn list_apps(&self, req: ConfigurationListAppsRequest) -> ConfigurationListAppsResponse {
+        let s = self.state.lock().await;
+        let want = req.status.unwrap_or(AppStatus::AS_INVALID);
+        let infos = s
+            .apps
+            .values()
+            .filter(|a| want == AppStatus::AS_INVALID || a.info.status == Some(want))
+            .filter(|a| match (&req.app_name_pattern, req.match_type) {
+                (Some(p), Some(t)) => {
+                    let n = a.info.app_name.as_deref().unwrap_or("");
+                    match t.0 {
+                        1 => true,
+                        2 => n == p,
+                        3 => n.contains(p.as_str()),
+                        4 => n.starts_with(p.as_str()),
+                        5 => n.ends_with(p.as_str()),
+                        _ => true,
+                    }
+                }
+                _ => true,
+            })
+            .map(|a| a.info.clone())
+            .collect();
+        ConfigurationListAppsResponse {
+            err: Some(ErrorCode::OK),
+            infos: Some(infos),
+            hint_message: None,
+        }
+    }
+
+    async fn list_nodes(
+        &self,
+        req: ConfigurationListNodesRequest,
+    ) -> ConfigurationListNodesResponse {
+        let s = self.state.lock().await;
+        let want = req.status.unwrap_or(NodeStatus::NS_INVALID);
+        let mut alive: Vec<NodeInfo> = Vec::new();
+        let mut dead: Vec<NodeInfo> = Vec::new();
+        for (addr, n) in &s.nodes {
+            let info = NodeInfo {
+                status: Some(if n.alive {
+                    NodeStatus::NS_ALIVE
+                } else {
+                    NodeStatus::NS_UNALIVE
+                }),
+                node: Some(RpcAddress(*addr)),
+                hp_node: None,
+            };
+            if n.alive {
+                alive.push(info);
+            } else {
+                dead.push(info);
+            }
+        }
+        let infos = match want {
+            NodeStatus::NS_ALIVE => alive,
+            NodeStatus::NS_UNALIVE => dead,
+            _ => alive.into_iter().chain(dead).collect(),
+        };
+        ConfigurationListNodesResponse {
+            err: Some(ErrorCode::OK),
+            infos: Some(infos),
+        }
+    }
+
+    async fn cluster_info(&self) -> ConfigurationClusterInfoResponse {
+        let s = self.state.lock().await;
+        let keys = [
+            "meta_servers",
+            "primary_meta_server",
+            "zookeeper_hosts",
+            "zookeeper_root",
+            "meta_function_level",
+            "balance_operation_count",
+            "primary_replica_count_stddev",
+            "total_replica_count_stddev",
+            "cluster_name",
+        ];
+        let values = vec![
+            s.opts.server_list.join(","),
+            self.self_addr.to_string(),
+            String::new(),
+            s.opts.cluster_root.clone(),
+            level_name(s.effective_level()).to_string(),
+            "{\n  \"copy_pri\": 0,\n  \"copy_sec\": 0,\n  \"move_pri\": 0,\n  \"total\": 0\n}"
+                .to_string(),
+            "0.00".to_string(),
+            "0.00".to_string(),
+            s.opts.cluster_name.clone(),
+        ];
+        ConfigurationClusterInfoResponse {
+            err: Some(ErrorCode::OK),
+            keys: Some(keys.iter().map(|k| k.to_string()).collect()),
+            values: Some(values),
+        }
+    }
+
+    async fn control_meta(
+        &self,
+        req: ConfigurationMetaControlRequest,
+    ) -> ConfigurationMetaControlResponse {
+        let mut s = self.state.lock().await;
+        let old = s.level;
+        if let Some(l) = req.level {
+            if l != MetaFunctionLevel::FL_INVALID && [100, 200, 300, 400, 500].contains(&l.0) {
+                s.level = l;
+            }
+        }
+        ConfigurationMetaControlResponse {
+            err: Some(ErrorCode::OK),
+            old_level: Some(old),
+        }
+    }
+
+    async fn update_app_env(
+        &self,
+        req: ConfigurationUpdateAppEnvRequest,
+    ) -> ConfigurationUpdateAppEnvResponse {
+        let mut s = self.state.lock().await;
+        let mut resp = ConfigurationUpdateAppEnvResponse {
+            err: Some(ErrorCode::OK),
+            hint_message: Some(String::new()),
+        };
+        let name = req.app_name.unwrap_or_default();
+        let Some(app) = s.app_by_name(&name) else {
+            resp.err = Some(ErrorCode::APP_NOT_EXIST);
+            return resp;
+        };
+        let app_id = app.info.app_id.unwrap_or(0);
+        let mut info = app.info.clone();
+        let mut envs = info.envs.take().unwrap_or_default();
+        match req.op.map(|o| o.0).unwrap_or(0) {
+            1 => {
+                let keys = req.keys.unwrap_or_default();
+                let values = req.values.unwrap_or_default();
+                if keys.is_empty() || keys.len() != values.len() {
+                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
+                    return resp;
+                }
+                for (k, v) in keys.into_iter().zip(values) {
+                    envs.insert(k, v);
+                }
+            }
+            2 => {
+                let keys = req.keys.unwrap_or_default();
+                if keys.is_empty() {
+                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
+                    return resp;
+                }
+                let before = envs.len();
+                for k in keys {
+                    envs.remove(&k);
+                }
+                if envs.len() == before {
+                    resp.hint_message = Some("no key needs to be deleted".into());
+                }
+            }
+            3 => {
+                let Some(prefix) = req.clear_prefix else {
+                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
+                    return resp;
+                };
+                if prefix.is_empty() {
+                    envs.clear();
+                } else {
+                    let p = format!("{prefix}.");
+                    envs.retain(|k, _| !(k.starts_with(&p) && k.len() > p.len()));
+                }
+            }
+            _ => {
+                resp.err = Some(ErrorCode::INVALID_PARAMETERS);
+                return resp;
+            }
+        }
+        info.envs = Some(envs);
+        if let Err(e) = s.update_app_info(app_id, info) {
+            resp.err = Some(e);
+        }
+        resp
+    }
+
+    async fn beacon(&self, req: BeaconMsg) -> BeaconAck {
+        let mut s = self.state.lock().await;
+        if let Some(from) = req.from_node.filter(|a| !a.is_invalid()) {
+            if s.on_beacon(from.0, Instant::now()) {
+                log::info!("replica server {from} connected");
+                s.assign_primaries();
+            }
+        }
+        BeaconAck {
+            time: req.time,
+            this_node: req.to_node.or(Some(self.self_addr)),
+            primary_node: Some(self.self_addr),
+            is_master: Some(true),
+            allowed: Some(true),
+            hp_this_node: None,
+            hp_primary_node: None,
+        }
+    }
+
+    async fn config_sync(
+        &self,
+        req: ConfigurationQueryByNodeRequest,
+    ) -> ConfigurationQueryByNodeResponse {
+        let s = self.state.lock().await;
+        let node = req.node.unwrap_or_default();
+        let mut resp = ConfigurationQueryByNodeResponse {
+            err: Some(ErrorCode::OK),
+            partitions: Some(Vec::new()),
+            gc_replicas: None,
+        };
+        if !s.nodes.contains_key(&node.0) {
+            resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+            return resp;
+        }
+        let mut out = Vec::new();
+        for app in s.apps.values() {
+            if app.info.status != Some(AppStatus::AS_AVAILABLE) {
+                continue;
+            }
+            for p in &app.partitions {
+                let member =
+                    p.primary == Some(node) || p.secondaries.iter().flatten().any(|a| *a == node);
+                if !member || p.partition_flags.unwrap_or(0) & PARTITION_FLAG_DROPPED != 0 {
+                    continue;
+                }
+                out.push(ConfigurationUpdateRequest {
+                    info: Some(app.info.clone()),
+                    config: Some(p.clone()),
+                    type_: Some(ConfigType::CT_INVALID),
+                    node: Some(node),
+                    host_node: Some(node),
+                    meta_split_status: None,
+                    hp_node: None,
+                });
+            }
+        }
+        resp.partitions = Some(out);
+        resp
+    }
+
+    /// Table list and node list for the HTTP pages.
+    async fn http_page(&self, path: &str) -> HttpReply {
+        let s = self.state.lock().await;
+        let p = path.split('?').next().unwrap_or("/");
+        let body = match p {
+            "/meta/apps" => {
+                let mut m = BTreeMap::new();
+                for a in s.apps.values() {
+                    m.insert(
+                        a.info.app_id.unwrap_or(0).to_string(),
+                        serde_json::json!({
+                            "app_name": a.info.app_name,
+                            "partition_count": a.info.partition_count,
+                            "status": a.info.status.map(|x| x.0),
+                        }),
+                    );
+                }
+                serde_json::to_string_pretty(&m).unwrap_or_default()
+            }
+            "/meta/nodes" => {
+                let m: BTreeMap<String, &str> = s
+                    .nodes
+                    .iter()
+                    .map(|(a, n)| {
+                        (
+                            RpcAddress(*a).to_string(),
+                            if n.alive { "ALIVE" } else { "UNALIVE" },
+                        )
+                    })
+                    .collect();
+                serde_json::to_string_pretty(&m).unwrap_or_default()
+            }
+            _ => return crate::remote_cmd::http(path, "meta"),
+        };
+        HttpReply {
+            status: 200,
+            content_type: "application/json",
+            body,
+        }
+    }
+}
+
+impl Handler for MetaService {
+    fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>> {
+        Box::pin(async move {
+            let bad = || Some(Reply::err("ERR_INVALID_DATA"));
+            match req.name.as_str() {
+                "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.query_cfg(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_CREATE_APP" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.create_app(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_DROP_APP" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.drop_app(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_LIST_APPS" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.list_apps(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_LIST_NODES" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.list_nodes(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_CLUSTER_INFO" => Some(Reply::of(&self.cluster_info().await)),
+                "RPC_CM_CONTROL_META" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.control_meta(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_UPDATE_APP_ENV" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.update_app_env(r).await)),
+                    None => bad(),
+                },
+                "RPC_FD_FAILURE_DETECTOR_PING" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.beacon(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_CONFIG_SYNC" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.config_sync(r).await)),
+                    None => bad(),
+                },
+                "RPC_NEGOTIATION" => Some(crate::replica::stub::negotiation_reply()),
+                "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "meta")),
+                _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
+            }
+        })
+    }
+
+    fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply> {
+        Box::pin(async move { self.http_page(&path).await })
+    }
+}

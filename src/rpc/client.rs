@@ -1,0 +1,163 @@
+//! The calling side for server-to-server RPCs (beacons, config sync): RDSN framing over one
+//! lazily (re)connected TCP connection per peer, many calls in flight matched by request id.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::frame::{self, Parsed, Protocol, RdsnReply, ReplyValue};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    Connect(String),
+    Timeout,
+    ConnectionLost,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Connect(e) => write!(f, "connect failed: {e}"),
+            CallError::Timeout => write!(f, "timed out"),
+            CallError::ConnectionLost => write!(f, "connection lost"),
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<RdsnReply>>>>;
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Pending,
+}
+
+/// A client for one peer address.
+pub struct RpcClient {
+    addr: SocketAddr,
+    self_address: u64,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    next_id: AtomicU64,
+}
+
+impl RpcClient {
+    pub fn new(addr: SocketAddr, self_address: u64) -> RpcClient {
+        RpcClient {
+            addr,
+            self_address,
+            conn: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn connect(&self) -> Result<Conn, CallError> {
+        let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| CallError::Connect("timeout".into()))?
+            .map_err(|e| CallError::Connect(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let p = pending.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            'outer: loop {
+                loop {
+                    match frame::parse(Protocol::Rdsn, &buf, 64 << 20) {
+                        Ok(Parsed::Incomplete) => break,
+                        Ok(Parsed::Reply(r, used)) => {
+                            buf.drain(..used);
+                            let waiter = p.lock().ok().and_then(|mut m| m.remove(&r.id));
+                            if let Some(w) = waiter {
+                                let _ = w.send(r);
+                            }
+                        }
+                        Ok(Parsed::Frame(_, used)) => {
+                            buf.drain(..used);
+                        }
+                        Err(_) => break 'outer,
+                    }
+                }
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            // Dropping the senders wakes every waiter with ConnectionLost.
+            if let Ok(mut m) = p.lock() {
+                m.clear();
+            }
+        });
+        Ok(Conn { tx, pending })
+    }
+
+    /// Sends one request and waits for its reply.
+    pub async fn call(
+        &self,
+        name: &str,
+        app_id: i32,
+        partition_index: i32,
+        arg: &ReplyValue,
+        timeout: Duration,
+    ) -> Result<RdsnReply, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode_rdsn_request(
+            id,
+            name,
+            app_id,
+            partition_index,
+            self.self_address,
+            timeout.as_millis() as i32,
+            arg,
+        );
+        let (wtx, wrx) = oneshot::channel();
+        {
+            let mut guard = self.conn.lock().await;
+            let alive = guard.as_ref().map(|c| !c.tx.is_closed()).unwrap_or(false);
+            if !alive {
+                *guard = Some(self.connect().await?);
+            }
+            let conn = guard.as_ref().ok_or(CallError::ConnectionLost)?;
+            if let Ok(mut m) = conn.pending.lock() {
+                m.insert(id, wtx);
+            }
+            if conn.tx.send(bytes).is_err() {
+                *guard = None;
+                return Err(CallError::ConnectionLost);
+            }
+        }
+        match tokio::time::timeout(timeout, wrx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => {
+                *self.conn.lock().await = None;
+                Err(CallError::ConnectionLost)
+            }
+            Err(_) => {
+                if let Some(c) = self.conn.lock().await.as_ref() {
+                    if let Ok(mut m) = c.pending.lock() {
+                        m.remove(&id);
+                    }
+                }
+                Err(CallError::Timeout)
+            }
+        }
+    }
+}

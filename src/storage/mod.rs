@@ -1,0 +1,4 @@
+//! The RocksDB-backed storage application of a partition.
+
+pub mod app;
+pub mod engine;

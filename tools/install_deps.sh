@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs what building pegasus-rs and running its tests need on a Debian
+# machine. Safe to run again: it checks first and installs only what is
+# missing, so it returns in a second or two when everything is present.
+#
+#   tools/install_deps.sh           build deps + compat test deps
+#   tools/install_deps.sh --build   only what `cargo build` needs
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_ONLY=0
+case "${1:-}" in
+    "") ;;
+    --build) BUILD_ONLY=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install_deps.sh: unknown option $1" >&2; exit 1 ;;
+esac
+
+log() { echo "install_deps: $*"; }
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+want_pkg() {
+    pkg_installed "$1" || missing+=("$1")
+}
+
+# The RocksDB crate compiles C++ and generates its bindings with bindgen,
+# which loads libclang.
+if ! command -v c++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+    want_pkg build-essential
+fi
+want_pkg clang
+want_pkg libclang-dev
+if [ $BUILD_ONLY -eq 0 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    want_pkg python3-venv
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install_deps: please install: ${missing[*]} (no apt-get here)" >&2
+        exit 1
+    fi
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "install_deps: need root to install ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    log "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install_deps: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+
+[ $BUILD_ONLY -eq 1 ] && exit 0
+
+# Python compat tests: their own venv with pinned packages.
+if [ -f "$ROOT/compat-tests/python/setup.sh" ]; then
+    bash "$ROOT/compat-tests/python/setup.sh"
+fi
+
+# Go compat tests: fetch modules now so the tests do not stall on it.
+if [ -f "$ROOT/compat-tests/go/go.mod" ]; then
+    if command -v go >/dev/null 2>&1; then
+        (cd "$ROOT/compat-tests/go" && go mod download)
+    else
+        echo "install_deps: go not found; the Go compat tests cannot run" >&2
+        exit 1
+    fi
+fi
+log "ok"
