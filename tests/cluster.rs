@@ -1,0 +1,484 @@
+//! End-to-end tests of the real `pegasus_server` binary: a meta and a replica server on their
+//! own ports and directories, driven over the wire with RDSN (admin calls, as the C++ shell
+//! does) and THFT v1 (the Java client's framing), including a restart.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use pegasus_rs::idl::dsn::{Blob, ErrorCode};
+use pegasus_rs::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
+use pegasus_rs::idl::meta_admin::*;
+use pegasus_rs::idl::protocol;
+use pegasus_rs::idl::rrdb;
+use pegasus_rs::rpc::frame::{self, Parsed, Protocol, ReplyValue};
+use thrift::protocol::TSerializable;
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, meta_port: u16, replica_port: u16) -> PathBuf {
+    let cfg = format!(
+        "[apps.meta]\nports = {meta_port}\n[apps.replica]\nports = {replica_port}\n[core]\ndata_dir = ./data\n\
+         [meta_server]\nserver_list = 127.0.0.1:{meta_port}\ncluster_root = /pegasus/test\n\
+         meta_state_service_type = meta_state_service_simple\nmin_live_node_count_for_unfreeze = 1\n\
+         [meta_server.apps.temp]\napp_name = temp\napp_type = pegasus\npartition_count = 4\nmax_replica_count = 1\n\
+         [replication]\ncluster_name = test\nconfig_sync_interval_ms = 300\nfd_beacon_interval_seconds = 1\n\
+         fd_check_interval_seconds = 1\nfd_lease_seconds = 9\nfd_grace_seconds = 10\n"
+    );
+    let p = dir.join("config.ini");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+fn start(dir: &Path, role: &str) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{role}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pegasus_server"))
+        .arg("config.ini")
+        .arg("-app_list")
+        .arg(role)
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Server { child }
+}
+
+/// A blocking connection speaking one framing.
+struct Conn {
+    s: TcpStream,
+    proto: Protocol,
+    seq: u64,
+}
+
+impl Conn {
+    fn connect(port: u16, proto: Protocol) -> Conn {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match TcpStream::connect(addr) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    return Conn { s, proto, seq: 0 };
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("connect {addr}: {e}"),
+            }
+        }
+    }
+
+    /// Sends one request; returns (error name, result body starting at the field-0 header).
+    fn call<T: TSerializable>(
+        &mut self,
+        name: &str,
+        app_id: i32,
+        pidx: i32,
+        arg: &T,
+    ) -> (String, Vec<u8>) {
+        self.seq += 1;
+        let value = ReplyValue {
+            ttype: 12,
+            bytes: protocol::encode_struct(arg),
+        };
+        let bytes = match self.proto {
+            Protocol::Rdsn => {
+                frame::encode_rdsn_request(self.seq, name, app_id, pidx, 0, 5000, &value)
+            }
+            _ => thft_v1(name, self.seq as i32, app_id, pidx, &value),
+        };
+        self.s.write_all(&bytes).unwrap();
+        self.read_reply()
+    }
+
+    fn read_reply(&mut self) -> (String, Vec<u8>) {
+        match self.proto {
+            Protocol::Rdsn => {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    if let Parsed::Reply(r, _) =
+                        frame::parse(Protocol::Rdsn, &buf, 1 << 26).unwrap()
+                    {
+                        assert_eq!(r.id, self.seq);
+                        return (r.error, r.body);
+                    }
+                    let n = self.s.read(&mut chunk).unwrap();
+                    assert!(n > 0, "connection closed");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+            _ => {
+                let mut len = [0u8; 4];
+                self.s.read_exact(&mut len).unwrap();
+                let total = u32::from_be_bytes(len) as usize;
+                let mut rest = vec![0u8; total - 4];
+                self.s.read_exact(&mut rest).unwrap();
+                let mut r = pegasus_rs::rpc::codec::Reader::new(&rest);
+                let err = r.string_max(64).unwrap();
+                assert_eq!(r.i32().unwrap() as u32, 0x8001_0002);
+                let _name = r.string_max(64).unwrap();
+                assert_eq!(r.i32().unwrap(), self.seq as i32);
+                (err, rest[r.pos()..].to_vec())
+            }
+        }
+    }
+}
+
+/// Encodes a THFT v1 request as the Java client does: 16-byte header, request meta, body.
+fn thft_v1(name: &str, seq: i32, app_id: i32, pidx: i32, arg: &ReplyValue) -> Vec<u8> {
+    let meta = pegasus_rs::idl::request_meta::ThriftRequestMetaV1 {
+        app_id: Some(app_id),
+        partition_index: Some(pidx),
+        client_timeout: Some(1000),
+        client_partition_hash: Some(0),
+        is_backup_request: Some(false),
+    };
+    let meta = protocol::encode_struct(&meta);
+    let mut body = protocol::encode_message_begin(name, thrift::protocol::TMessageType::Call, seq);
+    body.push(arg.ttype);
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&arg.bytes);
+    body.push(0);
+    let mut out = b"THFT".to_vec();
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn result<T: TSerializable>(body: &[u8]) -> T {
+    protocol::decode(body, protocol::read_arg).expect("decodable result")
+}
+
+fn query(meta: &mut Conn, table: &str) -> QueryCfgResponse {
+    let (e, b) = meta.call(
+        "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
+        0,
+        0,
+        &QueryCfgRequest {
+            app_name: Some(table.into()),
+            partition_indices: Some(vec![]),
+        },
+    );
+    assert_eq!(e, "ERR_OK");
+    result(&b)
+}
+
+fn wait_served(meta: &mut Conn, table: &str) -> QueryCfgResponse {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = query(meta, table);
+        let ok = r.err == Some(ErrorCode::OK)
+            && r.partitions.as_ref().map_or(false, |p| {
+                !p.is_empty()
+                    && p.iter()
+                        .all(|c| c.primary.map_or(false, |a| !a.is_invalid()))
+            });
+        if ok {
+            // Give the replica one config-sync round to open the partitions.
+            std::thread::sleep(Duration::from_millis(800));
+            return r;
+        }
+        assert!(Instant::now() < deadline, "table {table} not served: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn key(hk: &[u8], sk: &[u8]) -> Blob {
+    Blob(pegasus_rs::base::key_schema::encode(hk, sk).unwrap())
+}
+
+fn pidx_of(hk: &[u8], count: i32) -> i32 {
+    (pegasus_rs::base::key_schema::hash(hk, b"") % count as u64) as i32
+}
+
+#[test]
+fn meta_ddl_rrdb_over_thft_v1_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mp, rp) = (38601u16, 38801u16);
+    let mdir = tmp.path().join("meta1");
+    let rdir = tmp.path().join("replica1");
+    for d in [&mdir, &rdir] {
+        std::fs::create_dir_all(d).unwrap();
+        write_config(d, mp, rp);
+    }
+    let mut meta_srv = Some(start(&mdir, "meta"));
+    let mut rep_srv = Some(start(&rdir, "replica"));
+    let mut meta = Conn::connect(mp, Protocol::Rdsn);
+
+    // The default table exists with 4 partitions, ballot >= 1 once served.
+    let temp = wait_served(&mut meta, "temp");
+    assert_eq!(temp.partition_count, Some(4));
+    assert_eq!(temp.is_stateful, Some(true));
+    assert!(temp
+        .partitions
+        .unwrap()
+        .iter()
+        .all(|p| p.ballot.unwrap() >= 1));
+
+    // Create, list, and refuse duplicates.
+    let create = |meta: &mut Conn, name: &str, pc: i32, success_if_exist: bool| {
+        let (e, b) = meta.call(
+            "RPC_CM_CREATE_APP",
+            0,
+            0,
+            &ConfigurationCreateAppRequest {
+                app_name: Some(name.into()),
+                options: Some(CreateAppOptions {
+                    partition_count: Some(pc),
+                    replica_count: Some(1),
+                    success_if_exist: Some(success_if_exist),
+                    app_type: Some("pegasus".into()),
+                    is_stateful: Some(true),
+                    envs: Some(Default::default()),
+                    atomic_idempotent: None,
+                }),
+            },
+        );
+        assert_eq!(e, "ERR_OK");
+        result::<ConfigurationCreateAppResponse>(&b)
+    };
+    let r = create(&mut meta, "t1", 2, false);
+    assert_eq!(r.err, Some(ErrorCode::OK));
+    let t1_id = r.appid.unwrap();
+    assert!(t1_id > 1);
+    assert_eq!(
+        create(&mut meta, "t1", 2, false).err,
+        Some(ErrorCode::APP_EXIST)
+    );
+    assert_eq!(create(&mut meta, "t1", 2, true).appid, Some(t1_id));
+    assert_eq!(
+        create(&mut meta, "t1", 4, true).err,
+        Some(ErrorCode::INVALID_PARAMETERS)
+    );
+    assert_eq!(
+        create(&mut meta, "bad", 0, false).err,
+        Some(ErrorCode::INVALID_PARAMETERS)
+    );
+    let t1 = wait_served(&mut meta, "t1");
+    assert_eq!(t1.app_id, Some(t1_id));
+
+    // RRDB over THFT v1 (the Java framing) against the replica server.
+    let mut rep = Conn::connect(rp, Protocol::Thft);
+    let hk = b"hk-cam";
+    let p = pidx_of(hk, 2);
+    let put = rrdb::UpdateRequest {
+        key: Some(key(hk, b"a")),
+        value: Some(Blob(b"1".to_vec())),
+        expire_ts_seconds: Some(0),
+        ..Default::default()
+    };
+    let (e, b) = rep.call("RPC_RRDB_RRDB_PUT", t1_id, p, &put);
+    assert_eq!(e, "ERR_OK");
+    let u: rrdb::UpdateResponse = result(&b);
+    assert_eq!(
+        (u.error, u.app_id, u.partition_index),
+        (Some(0), Some(t1_id), Some(p))
+    );
+    assert!(u.decree.unwrap() >= 1);
+    // A request for a partition this server does not host.
+    let (e, _) = rep.call("RPC_RRDB_RRDB_GET", 999, 0, &key(hk, b"a"));
+    assert_eq!(e, "ERR_OBJECT_NOT_FOUND");
+
+    // check_and_mutate (only the Java client sends it): passes, then fails with kTryAgain.
+    let cam = |rep: &mut Conn, operand: &[u8]| {
+        let req = rrdb::CheckAndMutateRequest {
+            hash_key: Some(Blob(hk.to_vec())),
+            check_sort_key: Some(Blob(b"a".to_vec())),
+            check_type: Some(rrdb::CasCheckType::CT_VALUE_BYTES_EQUAL),
+            check_operand: Some(Blob(operand.to_vec())),
+            mutate_list: Some(vec![
+                rrdb::Mutate {
+                    operation: Some(rrdb::MutateOperation::MO_PUT),
+                    sort_key: Some(Blob(b"b".to_vec())),
+                    value: Some(Blob(b"bv".to_vec())),
+                    set_expire_ts_seconds: Some(0),
+                },
+                rrdb::Mutate {
+                    operation: Some(rrdb::MutateOperation::MO_DELETE),
+                    sort_key: Some(Blob(b"a".to_vec())),
+                    value: Some(Blob(Vec::new())),
+                    set_expire_ts_seconds: Some(0),
+                },
+            ]),
+            return_check_value: Some(true),
+        };
+        let (e, b) = rep.call("RPC_RRDB_RRDB_CHECK_AND_MUTATE", t1_id, p, &req);
+        assert_eq!(e, "ERR_OK");
+        result::<rrdb::CheckAndMutateResponse>(&b)
+    };
+    let r = cam(&mut rep, b"1");
+    assert_eq!(r.error, Some(0));
+    assert_eq!(r.check_value_exist, Some(true));
+    assert_eq!(r.check_value, Some(Blob(b"1".to_vec())));
+    let r = cam(&mut rep, b"1");
+    assert_eq!(r.error, Some(13));
+    assert_eq!(r.check_value_exist, Some(false));
+    let (_, b) = rep.call("RPC_RRDB_RRDB_GET", t1_id, p, &key(hk, b"b"));
+    let g: rrdb::ReadResponse = result(&b);
+    assert_eq!((g.error, g.value), (Some(0), Some(Blob(b"bv".to_vec()))));
+    let (_, b) = rep.call("RPC_RRDB_RRDB_GET", t1_id, p, &key(hk, b"a"));
+    assert_eq!(result::<rrdb::ReadResponse>(&b).error, Some(1));
+
+    // list_apps, drop, and the name is free again.
+    let list = |meta: &mut Conn| {
+        let (e, b) = meta.call(
+            "RPC_CM_LIST_APPS",
+            0,
+            0,
+            &ConfigurationListAppsRequest {
+                status: Some(AppStatus::AS_INVALID),
+                app_name_pattern: None,
+                match_type: None,
+            },
+        );
+        assert_eq!(e, "ERR_OK");
+        result::<ConfigurationListAppsResponse>(&b).infos.unwrap()
+    };
+    let names: Vec<_> = list(&mut meta)
+        .iter()
+        .map(|i| i.app_name.clone().unwrap())
+        .collect();
+    assert_eq!(names, vec!["temp", "t1"]);
+    let (e, b) = meta.call(
+        "RPC_CM_DROP_APP",
+        0,
+        0,
+        &ConfigurationDropAppRequest {
+            app_name: Some("t1".into()),
+            options: Some(DropAppOptions {
+                success_if_not_exist: Some(false),
+                reserve_seconds: None,
+            }),
+        },
+    );
+    assert_eq!(e, "ERR_OK");
+    assert_eq!(
+        result::<ConfigurationDropAppResponse>(&b).err,
+        Some(ErrorCode::OK)
+    );
+    assert_eq!(
+        query(&mut meta, "t1").err,
+        Some(ErrorCode::OBJECT_NOT_FOUND)
+    );
+    let dropped = list(&mut meta);
+    assert_eq!(dropped[1].status, Some(AppStatus::AS_DROPPED));
+
+    // list_nodes and cluster_info.
+    let (_, b) = meta.call(
+        "RPC_CM_LIST_NODES",
+        0,
+        0,
+        &ConfigurationListNodesRequest {
+            status: Some(NodeStatus::NS_INVALID),
+        },
+    );
+    let nodes = result::<ConfigurationListNodesResponse>(&b).infos.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(
+        nodes[0].node.unwrap().to_string(),
+        format!("127.0.0.1:{rp}")
+    );
+    let (_, b) = meta.call(
+        "RPC_CM_CLUSTER_INFO",
+        0,
+        0,
+        &ConfigurationClusterInfoRequest {},
+    );
+    let ci: ConfigurationClusterInfoResponse = result(&b);
+    let keys = ci.keys.unwrap();
+    let vals = ci.values.unwrap();
+    let get = |k: &str| vals[keys.iter().position(|x| x == k).unwrap()].clone();
+    assert_eq!(get("primary_meta_server"), format!("127.0.0.1:{mp}"));
+    assert_eq!(get("cluster_name"), "test");
+
+    // Write to temp, restart both servers (SIGKILL), and read it back.
+    let tp = pidx_of(b"hk-restart", 4);
+    let temp_id = temp.app_id.unwrap();
+    let put = rrdb::UpdateRequest {
+        key: Some(key(b"hk-restart", b"s")),
+        value: Some(Blob(b"survives".to_vec())),
+        expire_ts_seconds: Some(0),
+        ..Default::default()
+    };
+    let (e, _) = rep.call("RPC_RRDB_RRDB_PUT", temp_id, tp, &put);
+    assert_eq!(e, "ERR_OK");
+    drop(rep);
+    drop(meta);
+    rep_srv.take();
+    meta_srv.take();
+    let _meta_srv = start(&mdir, "meta");
+    let _rep_srv = start(&rdir, "replica");
+    let mut meta = Conn::connect(mp, Protocol::Rdsn);
+    wait_served(&mut meta, "temp");
+    let names: Vec<_> = list(&mut meta)
+        .iter()
+        .map(|i| i.app_name.clone().unwrap())
+        .collect();
+    assert_eq!(names, vec!["temp", "t1"]);
+    let mut rep = Conn::connect(rp, Protocol::Thft);
+    let (e, b) = rep.call("RPC_RRDB_RRDB_GET", temp_id, tp, &key(b"hk-restart", b"s"));
+    assert_eq!(e, "ERR_OK");
+    assert_eq!(
+        result::<rrdb::ReadResponse>(&b).value,
+        Some(Blob(b"survives".to_vec()))
+    );
+    // The replica directory has upstream's layout.
+    let rdir_p = rdir.join(format!("data/replica/reps/{temp_id}.{tp}.pegasus"));
+    for f in [".app-info", ".init-info", "data/rdb/CURRENT"] {
+        assert!(rdir_p.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mp, rp) = (38611u16, 38811u16);
+    let mdir = tmp.path().join("meta1");
+    std::fs::create_dir_all(&mdir).unwrap();
+    write_config(&mdir, mp, rp);
+    let _m = start(&mdir, "meta");
+    let mut good = Conn::connect(mp, Protocol::Rdsn);
+    for junk in [
+        &b"XXXXjunk"[..],
+        &b"THFT\x00\x00\x00\x07\x00\x00\x00\x00"[..],
+        &b"THFT\x00\x00\x00\x00\x00\x00\x00\x31"[..],
+        &b"RDSN\x01\x00\x00\x00\xc0\x00\x00\x00"[..],
+    ] {
+        let mut bad = TcpStream::connect(("127.0.0.1", mp)).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bad.write_all(junk).unwrap();
+        let mut b = [0u8; 16];
+        assert_eq!(
+            bad.read(&mut b).unwrap_or(0),
+            0,
+            "server must close on {junk:?}"
+        );
+    }
+    // An unknown RPC name gets ERR_HANDLER_NOT_FOUND and the good connection still works.
+    let (e, _) = good.call(
+        "RPC_NO_SUCH_THING",
+        0,
+        0,
+        &ConfigurationClusterInfoRequest {},
+    );
+    assert_eq!(e, "ERR_HANDLER_NOT_FOUND");
+    let r = query(&mut good, "temp");
+    assert_eq!(r.partition_count, Some(4));
+}
