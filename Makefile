@@ -33,7 +33,8 @@ onebox-clear:
 
 ## test: unit tests, then the Go and Python client compatibility tests.
 ## Each compat suite starts its own onebox on its own ports and directory.
-test: deps
+test: deps fmt-check
+	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release
 	$(CARGO) build --release
 	$(MAKE) --no-print-directory compat-test

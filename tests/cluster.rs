@@ -14,7 +14,7 @@ use pegasus_rs::idl::meta_admin::*;
 use pegasus_rs::idl::protocol;
 use pegasus_rs::idl::rrdb;
 use pegasus_rs::rpc::frame::{self, Parsed, Protocol, ReplyValue};
-use thrift::protocol::TSerializable;
+use thrift::protocol::{TInputProtocol, TSerializable};
 
 struct Server {
     child: Child,
@@ -127,12 +127,12 @@ impl Conn {
                 let total = u32::from_be_bytes(len) as usize;
                 let mut rest = vec![0u8; total - 4];
                 self.s.read_exact(&mut rest).unwrap();
-                let mut r = pegasus_rs::rpc::codec::Reader::new(&rest);
-                let err = r.string_max(64).unwrap();
-                assert_eq!(r.i32().unwrap() as u32, 0x8001_0002);
-                let _name = r.string_max(64).unwrap();
-                assert_eq!(r.i32().unwrap(), self.seq as i32);
-                (err, rest[r.pos()..].to_vec())
+                let mut p = protocol::SliceInputProtocol::new(&rest);
+                let err = p.read_string().unwrap();
+                let m = p.read_message_begin().unwrap();
+                assert_eq!(m.message_type, thrift::protocol::TMessageType::Reply);
+                assert_eq!(m.sequence_number, self.seq as i32);
+                (err, rest[p.position()..].to_vec())
             }
         }
     }
@@ -185,10 +185,8 @@ fn wait_served(meta: &mut Conn, table: &str) -> QueryCfgResponse {
     loop {
         let r = query(meta, table);
         let ok = r.err == Some(ErrorCode::OK)
-            && r.partitions.as_ref().map_or(false, |p| {
-                !p.is_empty()
-                    && p.iter()
-                        .all(|c| c.primary.map_or(false, |a| !a.is_invalid()))
+            && r.partitions.as_ref().is_some_and(|p| {
+                !p.is_empty() && p.iter().all(|c| c.primary.is_some_and(|a| !a.is_invalid()))
             });
         if ok {
             // Give the replica one config-sync round to open the partitions.

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn v1_layout() {
-        let tt = timetag(0x0102_0304_0506_07, 5, false);
+        let tt = timetag(0x0001_0203_0405_0607, 5, false);
         assert_eq!(tt, 0x0102_0304_0506_0700 | (5 << 1));
         let v = encode(1, 0x0A0B_0C0D, tt, b"xy");
         assert_eq!(

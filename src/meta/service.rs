@@ -522,7 +522,7 @@ impl Handler for MetaService {
                     Some(r) => Some(Reply::of(&self.config_sync(r).await)),
                     None => bad(),
                 },
-                "RPC_NEGOTIATION" => Some(crate::replica::stub::negotiation_reply()),
+                "RPC_NEGOTIATION" => Some(Reply::negotiation()),
                 "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "meta")),
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
             }

@@ -1,6 +1,6 @@
 //! The replica server: the stub hosting replicas, one replica's write owner, and the
 //! replica directory's small files.
 
-pub mod replica;
+pub mod partition;
 pub mod replica_files;
 pub mod stub;

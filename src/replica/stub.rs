@@ -18,13 +18,12 @@ use crate::idl::meta_admin::{ConfigurationQueryByNodeRequest, ConfigurationQuery
 use crate::idl::metadata::{PartitionStatus, ReplicaInfo};
 use crate::idl::protocol;
 use crate::idl::rrdb;
-use crate::idl::security::{NegotiationResponse, NegotiationStatus};
 use crate::rpc::client::RpcClient;
 use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply};
 use crate::storage::app::{WriteRequest, WriteResponse};
 
-use super::replica::{self, Replica};
+use super::partition::{self as replica, Replica};
 
 /// Settings of a replica server, from `config.ini`.
 #[derive(Debug, Clone)]
@@ -241,10 +240,9 @@ impl ReplicaStub {
             }
             if self.meta_connected.load(Ordering::SeqCst)
                 && now - last_sync_ms >= self.opts.config_sync_interval.as_millis() as i64
+                && self.config_sync(&client).await
             {
-                if self.config_sync(&client).await {
-                    last_sync_ms = now;
-                }
+                last_sync_ms = now;
             }
             tokio::time::sleep(
                 self.opts
@@ -455,14 +453,6 @@ impl ReplicaStub {
     }
 }
 
-/// Answers RPC_NEGOTIATION: authentication is disabled.
-pub fn negotiation_reply() -> Reply {
-    Reply::of(&NegotiationResponse {
-        status: Some(NegotiationStatus::SASL_AUTH_DISABLE),
-        msg: Some(Blob(Vec::new())),
-    })
-}
-
 impl Handler for ReplicaStub {
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>> {
         Box::pin(async move {
@@ -470,7 +460,7 @@ impl Handler for ReplicaStub {
                 return self.handle_rrdb(req).await;
             }
             match req.name.as_str() {
-                "RPC_NEGOTIATION" => Some(negotiation_reply()),
+                "RPC_NEGOTIATION" => Some(Reply::negotiation()),
                 "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "replica")),
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
             }

@@ -4,6 +4,11 @@
 
 use std::fmt;
 
+use thrift::protocol::{TInputProtocol, TMessageType};
+
+use crate::idl::protocol;
+use crate::idl::request_meta::ThriftRequestMetaV1;
+
 /// Which framing a connection speaks; chosen from its first four bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -206,11 +211,11 @@ fn parse_thft(buf: &[u8], max_frame: usize) -> Result<Parsed, FrameError> {
                     protocol: Protocol::Thft,
                     name,
                     seqid: seqid as u32 as u64,
-                    app_id: meta.app_id,
-                    partition_index: meta.partition_index,
-                    client_timeout_ms: meta.client_timeout,
-                    partition_hash: meta.partition_hash as u64,
-                    is_backup_request: meta.is_backup_request,
+                    app_id: meta.app_id.unwrap_or(0),
+                    partition_index: meta.partition_index.unwrap_or(0),
+                    client_timeout_ms: meta.client_timeout.unwrap_or(0),
+                    partition_hash: meta.client_partition_hash.unwrap_or(0) as u64,
+                    is_backup_request: meta.is_backup_request.unwrap_or(false),
                     from_address: 0,
                     rdsn: None,
                     body: body.to_vec(),
@@ -222,68 +227,25 @@ fn parse_thft(buf: &[u8], max_frame: usize) -> Result<Parsed, FrameError> {
     }
 }
 
-#[derive(Default)]
-struct RequestMeta {
-    app_id: i32,
-    partition_index: i32,
-    client_timeout: i32,
-    partition_hash: i64,
-    is_backup_request: bool,
-}
-
-/// Decodes the v1 `thrift_request_meta_v1` struct; unknown fields are skipped.
-fn parse_request_meta(b: &[u8]) -> Result<RequestMeta, FrameError> {
-    let mut r = crate::rpc::codec::Reader::new(b);
-    let mut m = RequestMeta::default();
-    let err = |_| FrameError::BadMessage("request meta");
-    loop {
-        let (ttype, id) = r.field_header().map_err(err)?;
-        if ttype == 0 {
-            break;
-        }
-        match (id, ttype) {
-            (1, 8) => m.app_id = r.i32().map_err(err)?,
-            (2, 8) => m.partition_index = r.i32().map_err(err)?,
-            (3, 8) => m.client_timeout = r.i32().map_err(err)?,
-            (4, 10) => m.partition_hash = r.i64().map_err(err)?,
-            (5, 2) => m.is_backup_request = r.byte().map_err(err)? != 0,
-            _ => r.skip(ttype).map_err(err)?,
-        }
-    }
-    Ok(m)
+/// Decodes the v1 `thrift_request_meta_v1` struct (every field optional).
+fn parse_request_meta(b: &[u8]) -> Result<ThriftRequestMetaV1, FrameError> {
+    protocol::decode_struct(b).map_err(|_| FrameError::BadMessage("request meta"))
 }
 
 /// Parses a thrift message begin (strict or legacy); returns (name, seqid, rest).
 fn thrift_message(b: &[u8]) -> Result<(String, i32, &[u8]), FrameError> {
-    let mut r = crate::rpc::codec::Reader::new(b);
-    let err = |_| FrameError::BadMessage("message begin");
-    let first = r.i32().map_err(err)?;
-    let (name, mtype) = if first < 0 {
-        let version = (first as u32) & 0xFFFF_0000;
-        if version != 0x8001_0000 {
-            return Err(FrameError::BadMessage("bad thrift version"));
-        }
-        let name = r.string_max(MAX_RPC_NAME_LEN).map_err(err)?;
-        (name, (first & 0xFF) as u8)
-    } else {
-        let len = first as usize;
-        if len > MAX_RPC_NAME_LEN {
-            return Err(FrameError::BadMessage("rpc name too long"));
-        }
-        let raw = r.take(len).map_err(err)?;
-        let name = std::str::from_utf8(raw)
-            .map_err(|_| FrameError::BadMessage("rpc name"))?
-            .to_string();
-        let t = r.byte().map_err(err)?;
-        (name, t)
-    };
-    // CALL = 1, ONEWAY = 4.
-    if mtype != 1 && mtype != 4 {
+    let mut p = protocol::SliceInputProtocol::new(b);
+    let m = p
+        .read_message_begin()
+        .map_err(|_| FrameError::BadMessage("message begin"))?;
+    if m.name.len() > MAX_RPC_NAME_LEN {
+        return Err(FrameError::BadMessage("rpc name too long"));
+    }
+    if m.message_type != TMessageType::Call && m.message_type != TMessageType::OneWay {
         return Err(FrameError::BadMessage("message type is not CALL/ONEWAY"));
     }
-    let seqid = r.i32().map_err(err)?;
-    let pos = r.pos();
-    Ok((name, seqid, &b[pos..]))
+    let pos = p.position();
+    Ok((m.name, m.sequence_number, &b[pos..]))
 }
 
 fn parse_rdsn(buf: &[u8], max_frame: usize) -> Result<Parsed, FrameError> {

@@ -217,6 +217,15 @@ impl Reply {
         })
     }
 
+    /// The answer to RPC_NEGOTIATION: authentication is disabled.
+    pub fn negotiation() -> Reply {
+        use crate::idl::security::{NegotiationResponse, NegotiationStatus};
+        Reply::of(&NegotiationResponse {
+            status: Some(NegotiationStatus::SASL_AUTH_DISABLE),
+            msg: Some(crate::idl::dsn::Blob(Vec::new())),
+        })
+    }
+
     /// A successful reply carrying a plain string (remote commands).
     pub fn string(s: &str) -> Reply {
         let mut bytes = Vec::with_capacity(4 + s.len());

@@ -639,7 +639,7 @@ impl PartitionApp {
                 }
             }
             iterations += 1;
-            if iterations % 1000 == 0 && Instant::now() > deadline {
+            if iterations.is_multiple_of(1000) && Instant::now() > deadline {
                 resp.count = Some(-1);
                 return resp;
             }
@@ -828,15 +828,13 @@ impl PartitionApp {
                 }
             }
             iterations += 1;
-            match self.record_for_multi_get(&k, &v, filter_type, pattern, now, no_value) {
-                Some(kv) => {
-                    count += 1;
-                    let s = (bytes(&kv.key).len() + bytes(&kv.value).len()) as i64;
-                    size += s;
-                    iter_size += s;
-                    out.push(kv);
-                }
-                None => {}
+            if let Some(kv) = self.record_for_multi_get(&k, &v, filter_type, pattern, now, no_value)
+            {
+                count += 1;
+                let s = (bytes(&kv.key).len() + bytes(&kv.value).len()) as i64;
+                size += s;
+                iter_size += s;
+                out.push(kv);
             }
             if c.is_eq() {
                 complete = true;
@@ -1099,7 +1097,7 @@ impl PartitionApp {
             None
         } else {
             match it.peek() {
-                Some(Ok((k, _))) if ctx.prefix.as_ref().map_or(true, |p| k.starts_with(p)) => {
+                Some(Ok((k, _))) if ctx.prefix.as_ref().is_none_or(|p| k.starts_with(p)) => {
                     Some(k.to_vec())
                 }
                 _ => None,
