@@ -1,6 +1,7 @@
 //! The RocksDB database of one partition, laid out as upstream: the `default` column family
 //! for records and `pegasus_meta_cf` for the meta keys, the `pegasus.HashkeyTransform` prefix
-//! extractor, and the `KeyWithTTLCompactionFilter` that drops expired records.
+//! extractor, and the `KeyWithTTLCompactionFilter` that drops expired records; checkpoints
+//! (`checkpoint.<decree>` dirs), their GC, and installing a learned checkpoint.
 
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -422,6 +423,191 @@ impl PegasusDb {
         self.db.compact_range::<&[u8], &[u8]>(None, None);
         Ok(())
     }
+
+    /// Flushes both column families, then creates `<data_dir>/checkpoint.<decree>` with a
+    /// RocksDB checkpoint (hard-linked SSTs, MANIFEST, CURRENT, OPTIONS, both CFs). It is built
+    /// in `checkpoint.tmp.<us>` and renamed, replacing an existing dir of that name; the decree
+    /// is the checkpoint's own `pegasus_last_flushed_decree`, which after the flush is the
+    /// persisted last flushed decree. Returns (decree, dir).
+    pub fn checkpoint(&self, data_dir: &Path) -> Result<(i64, PathBuf)> {
+        self.flush()?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| io_error(format!("create {}", data_dir.display()), e))?;
+        let tmp = data_dir.join(format!("checkpoint.tmp.{}", now_us()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)
+                .map_err(|e| io_error(format!("remove {}", tmp.display()), e))?;
+        }
+        let made = rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(&tmp))
+            .map_err(StorageError::from)
+            .and_then(|_| checkpoint_decree(&tmp));
+        let decree = match made {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let dir = data_dir.join(format!("checkpoint.{decree}"));
+        let renamed = (|| {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::rename(&tmp, &dir)
+        })();
+        if let Err(e) = renamed {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(io_error(format!("rename to {}", dir.display()), e));
+        }
+        Ok((decree, dir))
+    }
+
+    /// Lists the checkpoint dirs of `data_dir` (names that round-trip as `checkpoint.<i64>`)
+    /// as (decree, path), sorted by decree, and deletes every other entry whose name contains
+    /// `checkpoint` (leftovers such as `checkpoint.tmp.*`). Meant for open time: it must not run
+    /// concurrently with `checkpoint()`. A missing or unreadable dir lists as empty.
+    pub fn list_checkpoints(data_dir: &Path) -> Vec<(i64, PathBuf)> {
+        scan_checkpoints(data_dir, true)
+    }
+
+    /// Keeps the newest `keep` checkpoints of `data_dir` (upstream `checkpoint_reserve_min_count`
+    /// is 2) and deletes the older ones. Leaves other entries alone.
+    pub fn gc_checkpoints(data_dir: &Path, keep: usize) -> std::io::Result<()> {
+        let all = scan_checkpoints(data_dir, false);
+        let drop = all.len().saturating_sub(keep);
+        for (_, path) in &all[..drop] {
+            std::fs::remove_dir_all(path)?;
+        }
+        Ok(())
+    }
+
+    /// Every regular file under `dir`, recursively (symlinks are not followed), as
+    /// '/'-separated paths relative to `dir`, sorted.
+    pub fn list_files_recursive(dir: &Path) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(dir.to_path_buf(), String::new())];
+        while let Some((abs, rel)) = stack.pop() {
+            for entry in std::fs::read_dir(&abs)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ft = entry.file_type()?;
+                if ft.is_dir() {
+                    stack.push((entry.path(), child));
+                } else if ft.is_file() {
+                    out.push(child);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+fn io_error(what: String, e: std::io::Error) -> StorageError {
+    StorageError {
+        code: 5,
+        message: format!("{what}: {e}"),
+    }
+}
+
+fn scan_checkpoints(data_dir: &Path, clean: bool) -> Vec<(i64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let decree = name
+            .strip_prefix("checkpoint.")
+            .and_then(|d| d.parse::<i64>().ok())
+            .filter(|d| format!("checkpoint.{d}") == name);
+        match decree {
+            Some(d) if is_dir => out.push((d, path)),
+            _ if clean && name.contains("checkpoint") => {
+                let removed = if is_dir {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match removed {
+                    Ok(()) => log::info!("removed checkpoint leftover {}", path.display()),
+                    Err(e) => log::warn!("removing {} failed: {e}", path.display()),
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads `pegasus_last_flushed_decree` of the database (or checkpoint) at `dir`, opened
+/// read-only with both column families.
+pub fn checkpoint_decree(dir: &Path) -> Result<i64> {
+    let db = DB::open_cf_for_read_only(&Options::default(), dir, ["default", META_CF], false)?;
+    let cf = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| corrupt(format!("{}: meta column family missing", dir.display())))?;
+    let v = db
+        .get_cf(cf, LAST_FLUSHED_DECREE_KEY)?
+        .ok_or_else(|| corrupt(format!("{}: last flushed decree missing", dir.display())))?;
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| corrupt(format!("{}: bad last flushed decree", dir.display())))
+}
+
+/// Installs a learned checkpoint (a complete database directory) as `<data_dir>/rdb`: the old
+/// `rdb`, if any, is moved aside to `rdb.<us>.discarded`, `learned` is renamed to `rdb` (same
+/// filesystem), then the discarded dir is deleted. On a failed rename the old `rdb` is put
+/// back. The database must be closed by the caller; other checkpoints are left alone.
+pub fn install_checkpoint(data_dir: &Path, learned: &Path) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    if !learned.join("CURRENT").is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} is not a database (no CURRENT)", learned.display()),
+        ));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let rdb = data_dir.join("rdb");
+    let discarded = if rdb.exists() {
+        let aside = data_dir.join(format!("rdb.{}.discarded", now_us()));
+        std::fs::rename(&rdb, &aside)?;
+        Some(aside)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(learned, &rdb) {
+        if let Some(aside) = &discarded {
+            let _ = std::fs::rename(aside, &rdb);
+        }
+        return Err(Error::new(
+            e.kind(),
+            format!("rename {} to {}: {e}", learned.display(), rdb.display()),
+        ));
+    }
+    if let Some(aside) = discarded {
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            log::warn!("removing {} failed: {e}", aside.display());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -523,5 +709,136 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.code, 2);
+    }
+
+    fn put(db: &PegasusDb, decree: i64, hash: &[u8], value: &[u8]) {
+        let k = key_schema::encode(hash, b"s").unwrap();
+        let v = db.encode_value(0, 1, value);
+        db.apply(decree, &[WriteOp::Put { key: k, value: v }], 1)
+            .unwrap();
+    }
+
+    fn read(db: &PegasusDb, hash: &[u8]) -> Option<Vec<u8>> {
+        let k = key_schema::encode(hash, b"s").unwrap();
+        db.get_live(&k, value_schema::epoch_now())
+            .unwrap()
+            .map(|(_, d)| d)
+    }
+
+    #[test]
+    fn checkpoint_holds_data_and_decree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let db = open(&data.join("rdb"));
+        put(&db, 1, b"a", b"one");
+        put(&db, 2, b"b", b"two");
+        let (decree, dir) = db.checkpoint(&data).unwrap();
+        assert_eq!(decree, 2);
+        assert_eq!(dir, data.join("checkpoint.2"));
+        assert!(dir.join("CURRENT").is_file());
+        assert_eq!(db.last_flushed_decree().unwrap(), 2);
+        // Written after the checkpoint: not in it.
+        put(&db, 3, b"c", b"three");
+        assert_eq!(checkpoint_decree(&dir).unwrap(), 2);
+        {
+            let cp = open(&dir);
+            assert_eq!(cp.last_committed_decree(), 2);
+            assert_eq!(cp.last_flushed_decree().unwrap(), 2);
+            assert_eq!(read(&cp, b"a").as_deref(), Some(&b"one"[..]));
+            assert_eq!(read(&cp, b"b").as_deref(), Some(&b"two"[..]));
+            assert_eq!(read(&cp, b"c"), None);
+        }
+        // A newer checkpoint; no temp dir is left behind.
+        let (d2, dir2) = db.checkpoint(&data).unwrap();
+        assert_eq!((d2, &dir2), (3, &data.join("checkpoint.3")));
+        let names: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("tmp")), "{names:?}");
+        // Again at the same decree: the dir is replaced.
+        let again = db.checkpoint(&data).unwrap();
+        assert_eq!(again, (3, data.join("checkpoint.3")));
+        let files = PegasusDb::list_files_recursive(&again.1).unwrap();
+        assert!(files.iter().any(|f| f == "CURRENT"), "{files:?}");
+        assert!(
+            files.iter().any(|f| f.starts_with("MANIFEST-")),
+            "{files:?}"
+        );
+        assert!(files.iter().any(|f| f.ends_with(".sst")), "{files:?}");
+    }
+
+    #[test]
+    fn list_and_gc_checkpoints() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        for d in [
+            "checkpoint.5",
+            "checkpoint.12",
+            "checkpoint.7",
+            "checkpoint.tmp.123",
+            "rdb",
+        ] {
+            std::fs::create_dir_all(data.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(data.join("checkpoint.007")).unwrap();
+        let list = PegasusDb::list_checkpoints(data);
+        let decrees: Vec<i64> = list.iter().map(|(d, _)| *d).collect();
+        assert_eq!(decrees, vec![5, 7, 12]);
+        assert_eq!(list[2].1, data.join("checkpoint.12"));
+        assert!(!data.join("checkpoint.tmp.123").exists());
+        assert!(!data.join("checkpoint.007").exists());
+        assert!(data.join("rdb").exists());
+
+        PegasusDb::gc_checkpoints(data, 2).unwrap();
+        let decrees: Vec<i64> = PegasusDb::list_checkpoints(data)
+            .iter()
+            .map(|(d, _)| *d)
+            .collect();
+        assert_eq!(decrees, vec![7, 12]);
+        PegasusDb::gc_checkpoints(data, 5).unwrap();
+        assert_eq!(PegasusDb::list_checkpoints(data).len(), 2);
+        assert!(PegasusDb::list_checkpoints(&data.join("absent")).is_empty());
+    }
+
+    #[test]
+    fn install_learned_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src_data = tmp.path().join("src");
+        let learned;
+        {
+            let db = open(&src_data.join("rdb"));
+            put(&db, 1, b"k", b"learned");
+            put(&db, 9, b"k2", b"v2");
+            learned = db.checkpoint(&src_data).unwrap().1;
+        }
+        // Copy it (as the NFS learner would) into a learn dir.
+        let learn = tmp.path().join("dst/learn");
+        for f in PegasusDb::list_files_recursive(&learned).unwrap() {
+            let to = learn.join(&f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(learned.join(&f), to).unwrap();
+        }
+        let data = tmp.path().join("dst/data");
+        {
+            let old = open(&data.join("rdb"));
+            put(&old, 1, b"old", b"x");
+        }
+        install_checkpoint(&data, &learn).unwrap();
+        assert!(!learn.exists());
+        let db = open(&data.join("rdb"));
+        assert_eq!(db.last_committed_decree(), 9);
+        assert_eq!(read(&db, b"k").as_deref(), Some(&b"learned"[..]));
+        assert_eq!(read(&db, b"old"), None);
+        let leftovers: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(leftovers, vec!["rdb".to_string()]);
+        // Not a database: refused, nothing moved.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(install_checkpoint(&data, &empty).is_err());
+        assert!(data.join("rdb/CURRENT").is_file());
     }
 }
