@@ -164,12 +164,28 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
             .i64("meta_server", "hold_seconds_for_dropped_app", 604_800)
             .map_err(c)?,
         start_level: idl::meta_admin::MetaFunctionLevel(level),
+        guardian: meta::guardian::GuardianOptions {
+            replica_assign_delay_ms_for_dropouts: cfg
+                .i64(
+                    "meta_server",
+                    "replica_assign_delay_ms_for_dropouts",
+                    600_000,
+                )
+                .map_err(c)?,
+            mutation_2pc_min_replica_count: cfg
+                .i64("replication", "mutation_2pc_min_replica_count", 2)
+                .map_err(c)? as i32,
+            max_reserved_dropped_replicas: cfg
+                .u64("meta_server", "max_reserved_dropped_replicas", 1)
+                .map_err(c)? as u32,
+            ..Default::default()
+        },
     };
     let check_interval = secs(&cfg, "fd_check_interval_seconds", 2).map_err(c)?;
     let defaults = default_apps(&cfg).map_err(c)?;
     let store = meta::state_store::LocalStore::open(&store_dir).map_err(|e| e.to_string())?;
     let state = meta::server_state::ServerState::load(Box::new(store), opts, &defaults)?;
-    warn_unused(&cfg);
+    warn_unused(&cfg, &["meta_server"]);
     let self_addr = RpcAddress::from_ipv4(ip, port);
     let service = meta::service::MetaService::new(state, self_addr, check_interval);
     service.start_checker();
@@ -209,7 +225,29 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
             "this data directory is encrypted at rest, which pegasus-rs does not support".into(),
         );
     }
+    let data_dir = std::path::absolute(&data_dir).map_err(|e| format!("bad data dir: {e}"))?;
     let metas = parse_addr_list(&cfg.string("meta_server", "server_list", ""))?;
+    let min_2pc = cfg
+        .i64("replication", "mutation_2pc_min_replica_count", 2)
+        .map_err(c)?;
+    let pacifica = replica::pacifica::Options {
+        // <= 0 means a majority of max_replica_count upstream; 2 covers the usual 3 replicas.
+        mutation_2pc_min_replica_count: if min_2pc <= 0 { 2 } else { min_2pc as usize },
+        staleness_for_commit: cfg
+            .i64("replication", "staleness_for_commit", 20)
+            .map_err(c)?,
+        prepare_timeout_ms: cfg
+            .i64("replication", "prepare_timeout_ms_for_secondaries", 3000)
+            .map_err(c)?,
+        learner_prepare_timeout_ms: cfg
+            .i64(
+                "replication",
+                "prepare_timeout_ms_for_potential_secondaries",
+                5000,
+            )
+            .map_err(c)?,
+        ..Default::default()
+    };
     let opts = replica::stub::ReplicaOptions {
         data_dir,
         self_addr: SocketAddr::V4(SocketAddrV4::new(ip, port)),
@@ -221,9 +259,23 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         max_allowed_write_size: cfg
             .u64("replication", "max_allowed_write_size", 1 << 20)
             .map_err(c)? as usize,
+        pacifica,
+        nfs_copy_block_bytes: cfg.u64("nfs", "nfs_copy_block_bytes", 4 << 20).map_err(c)? as usize,
+        nfs_max_copy_bytes_per_sec: cfg
+            .u64("nfs", "max_copy_rate_megabytes_per_disk", 0)
+            .map_err(c)?
+            << 20,
     };
-    let _ = cfg.get("replication", "cluster_name");
-    warn_unused(&cfg);
+    // Keys of [replication] that only the meta server reads.
+    for k in [
+        "cluster_name",
+        "fd_check_interval_seconds",
+        "fd_grace_seconds",
+        "lb_interval_ms",
+    ] {
+        let _ = cfg.get("replication", k);
+    }
+    warn_unused(&cfg, &["replication", "nfs"]);
     let stub = replica::stub::ReplicaStub::new(opts);
     stub.load_replicas()
         .map_err(|e| format!("cannot load replicas: {e}"))?;
@@ -242,14 +294,15 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         _ = rpc::server::serve(listener, stub.clone(), sopts) => {}
         _ = shutdown_signal() => {
             log::info!("replica server stopping; flushing");
-            stub.flush_all();
+            stub.flush_all().await;
         }
     }
     Ok(())
 }
 
-fn warn_unused(cfg: &Config) {
-    let unused = cfg.unused_keys(&["meta_server", "replication", "network", "core"]);
+/// Warns about keys of the role's own sections that this implementation does not read.
+fn warn_unused(cfg: &Config, sections: &[&str]) {
+    let unused = cfg.unused_keys(sections);
     if !unused.is_empty() {
         log::warn!("config keys not used by pegasus-rs: {}", unused.join(", "));
     }

@@ -33,7 +33,7 @@ fn write_config(dir: &Path, meta_port: u16, replica_port: u16) -> PathBuf {
          [meta_server]\nserver_list = 127.0.0.1:{meta_port}\ncluster_root = /pegasus/test\n\
          meta_state_service_type = meta_state_service_simple\nmin_live_node_count_for_unfreeze = 1\n\
          [meta_server.apps.temp]\napp_name = temp\napp_type = pegasus\npartition_count = 4\nmax_replica_count = 1\n\
-         [replication]\ncluster_name = test\nconfig_sync_interval_ms = 300\nfd_beacon_interval_seconds = 1\n\
+         [replication]\ncluster_name = test\nmutation_2pc_min_replica_count = 1\nconfig_sync_interval_ms = 300\nfd_beacon_interval_seconds = 1\n\
          fd_check_interval_seconds = 1\nfd_lease_seconds = 9\nfd_grace_seconds = 10\n"
     );
     let p = dir.join("config.ini");

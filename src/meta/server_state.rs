@@ -2,15 +2,17 @@
 //! configurations and replica-server liveness. Every change is written to the state store
 //! first and applied to memory only when the write succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
 use crate::idl::dsn::{ErrorCode, Gpid, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
-use crate::idl::meta_admin::MetaFunctionLevel;
+use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest, MetaFunctionLevel};
+use crate::idl::metadata::ReplicaInfo;
 
+use super::guardian::{self, DropHistory, GuardianOptions, NodeView, Proposal, UpdateOutcome};
 use super::json;
 use super::state_store::{StateStore, StoreError};
 
@@ -29,6 +31,7 @@ pub struct MetaOptions {
     pub max_allowed_replica_count: i32,
     pub hold_seconds_for_dropped_app: i64,
     pub start_level: MetaFunctionLevel,
+    pub guardian: GuardianOptions,
 }
 
 impl Default for MetaOptions {
@@ -43,6 +46,7 @@ impl Default for MetaOptions {
             max_allowed_replica_count: 5,
             hold_seconds_for_dropped_app: 604_800,
             start_level: MetaFunctionLevel::FL_STEADY,
+            guardian: GuardianOptions::default(),
         }
     }
 }
@@ -75,9 +79,14 @@ pub struct DefaultApp {
 pub struct ServerState {
     store: Box<dyn StateStore>,
     pub opts: MetaOptions,
+    pub guardian: GuardianOptions,
     pub apps: BTreeMap<i32, AppState>,
     pub nodes: BTreeMap<u64, NodeState>,
     pub level: MetaFunctionLevel,
+    histories: HashMap<(i32, i32), DropHistory>,
+    collected: BTreeSet<u64>,
+    /// The last proposal sent per partition: (ballot, kind, node, when).
+    sent: HashMap<(i32, i32), (i64, i32, u64, Instant)>,
 }
 
 fn store_err(e: StoreError) -> ErrorCode {
@@ -115,9 +124,13 @@ impl ServerState {
         let mut s = ServerState {
             store,
             level: opts.start_level,
+            guardian: opts.guardian.clone(),
             opts,
             apps: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            histories: HashMap::new(),
+            collected: BTreeSet::new(),
+            sent: HashMap::new(),
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -355,114 +368,230 @@ impl ServerState {
         }
     }
 
-    /// One round of the periodic checker: expire dead nodes, take dead primaries out of
-    /// their partitions, and assign a primary to every partition that has none.
-    pub fn check(&mut self, now: Instant) {
+    fn history(&mut self, app_id: i32, pidx: i32, now_ms: i64) -> &mut DropHistory {
+        let opts = self.guardian.clone();
+        let pc = self
+            .apps
+            .get(&app_id)
+            .and_then(|a| a.partitions.get(pidx as usize))
+            .cloned()
+            .unwrap_or_default();
+        self.histories
+            .entry((app_id, pidx))
+            .or_insert_with(|| DropHistory::from_last_drops(&pc, now_ms, &opts))
+    }
+
+    fn app_info(&self, app_id: i32) -> AppInfo {
+        self.apps
+            .get(&app_id)
+            .map(|a| a.info.clone())
+            .unwrap_or_default()
+    }
+
+    /// Persists a configuration the meta decided itself and feeds the drop history.
+    fn rewrite(
+        &mut self,
+        config: PartitionConfiguration,
+        kind: ConfigType,
+        node: RpcAddress,
+        now_ms: i64,
+    ) {
+        let pid = config.pid.unwrap_or_default();
+        let opts = self.guardian.clone();
+        match self.update_partition(config.clone()) {
+            Ok(()) => {
+                info!(
+                    "partition {pid}: {kind:?} of {node} written (ballot {})",
+                    config.ballot.unwrap_or(0)
+                );
+                self.history(pid.app_id, pid.partition_index, now_ms)
+                    .on_config_update(kind, node, &config, now_ms, &opts);
+            }
+            Err(e) => warn!("cannot persist configuration of {pid}: {e}"),
+        }
+    }
+
+    /// Queues a proposal unless the same one was sent for this ballot a moment ago.
+    fn propose(
+        &mut self,
+        pc: &PartitionConfiguration,
+        target: RpcAddress,
+        node: RpcAddress,
+        kind: ConfigType,
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let pid = pc.pid.unwrap_or_default();
+        let key = (pid.app_id, pid.partition_index);
+        let ballot = pc.ballot.unwrap_or(0);
+        // One proposal per partition and ballot at a time: the replica answers by changing the
+        // configuration (which clears this), or it is sent again after a while.
+        if let Some((b, _, _, at)) = self.sent.get(&key) {
+            if *b == ballot && now.duration_since(*at) < PROPOSAL_RESEND {
+                return;
+            }
+        }
+        self.sent.insert(key, (ballot, kind.0, node.0, now));
+        let info = self.app_info(pid.app_id);
+        info!("partition {pid}: proposing {kind:?} of {node} to {target}");
+        out.push(Outgoing {
+            target,
+            request: guardian::proposal_request(&info, pc, node, kind),
+        });
+    }
+
+    /// One round of the periodic checker: expire dead nodes (taking them out of their
+    /// partitions), then let the guardian cure every partition. Returns the proposals to send.
+    pub fn check(&mut self, now: Instant, now_ms: i64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
         let grace = self.opts.grace;
         let mut newly_dead = Vec::new();
         for (addr, n) in self.nodes.iter_mut() {
             if n.alive && now.duration_since(n.last_beacon) > grace {
                 n.alive = false;
-                newly_dead.push(*addr);
+                newly_dead.push(RpcAddress(*addr));
             }
         }
         for d in &newly_dead {
-            info!("replica server {} is dead", RpcAddress(*d));
-        }
-        let mut updates = Vec::new();
-        for app in self.apps.values() {
-            if app.info.status != Some(AppStatus::AS_AVAILABLE) {
-                continue;
-            }
-            for p in &app.partitions {
-                if let Some(prim) = p.primary.filter(|a| !a.is_invalid()) {
-                    if self.nodes.get(&prim.0).map(|n| !n.alive).unwrap_or(true) {
-                        let mut q = p.clone();
-                        let mut drops = q.last_drops.take().unwrap_or_default();
-                        drops.retain(|a| *a != prim);
-                        drops.push(prim);
-                        let keep = drops.len().saturating_sub(3);
-                        q.last_drops = Some(drops.split_off(keep));
-                        q.primary = Some(RpcAddress::INVALID);
-                        q.ballot = Some(q.ballot.unwrap_or(0) + 1);
-                        updates.push(q);
-                    }
-                }
-            }
+            info!("replica server {d} is dead");
+            self.collected.remove(&d.0);
         }
         // Downgrades on node death happen down to the freezed level, as upstream.
         if self.level.0 > MetaFunctionLevel::FL_BLIND.0 {
-            for q in updates {
-                if let Err(e) = self.update_partition(q) {
-                    warn!("cannot persist downgrade: {e}");
+            for dead in newly_dead {
+                let pcs: Vec<PartitionConfiguration> = self
+                    .apps
+                    .values()
+                    .filter(|a| a.info.status == Some(AppStatus::AS_AVAILABLE))
+                    .flat_map(|a| a.partitions.iter().cloned())
+                    .collect();
+                for pc in pcs {
+                    match guardian::on_node_dead(&pc, dead) {
+                        Some(Proposal::Rewrite { config, kind, node }) => {
+                            self.rewrite(config, kind, node, now_ms)
+                        }
+                        Some(Proposal::Send { target, node, kind }) => {
+                            self.propose(&pc, target, node, kind, now, &mut out)
+                        }
+                        None => {}
+                    }
                 }
             }
         }
         if self.effective_level().0 <= MetaFunctionLevel::FL_FREEZED.0 {
-            return;
+            return out;
         }
-        self.assign_primaries();
+        let alive: BTreeSet<u64> = self.alive_nodes().into_iter().collect();
+        let all: Vec<PartitionConfiguration> = self
+            .apps
+            .values()
+            .filter(|a| a.info.status == Some(AppStatus::AS_AVAILABLE))
+            .flat_map(|a| a.partitions.iter().cloned())
+            .collect();
+        let mut view = NodeView::from_partitions(alive, self.collected.clone(), all.iter());
+        let opts = self.guardian.clone();
+        for pc in all {
+            let pid = pc.pid.unwrap_or_default();
+            let mut history = self
+                .history(pid.app_id, pid.partition_index, now_ms)
+                .clone();
+            let decision = guardian::cure(&pc, &mut view, &mut history, now_ms, &opts);
+            self.histories
+                .insert((pid.app_id, pid.partition_index), history);
+            match decision.into_proposal() {
+                Some(Proposal::Send { target, node, kind }) => {
+                    self.propose(&pc, target, node, kind, now, &mut out)
+                }
+                Some(Proposal::Rewrite { config, kind, node }) => {
+                    self.rewrite(config, kind, node, now_ms)
+                }
+                None => {}
+            }
+        }
+        out
     }
 
-    /// Gives every primary-less partition of an available table a primary: a brand-new
-    /// partition goes to the live node with the fewest primaries; a partition that had data
-    /// waits for its last primary to come back (a single replica has no other copy).
-    pub fn assign_primaries(&mut self) {
-        let alive = self.alive_nodes();
-        if alive.is_empty() {
-            return;
+    /// RPC_CM_UPDATE_PARTITION_CONFIGURATION from a replica: (error, configuration to reply).
+    /// `None` means no reply (the request is malformed).
+    pub fn update_configuration(
+        &mut self,
+        mut req: ConfigurationUpdateRequest,
+        now_ms: i64,
+    ) -> Option<(ErrorCode, PartitionConfiguration)> {
+        let pid = req.config.as_ref()?.pid?;
+        let current = self
+            .apps
+            .get(&pid.app_id)?
+            .partitions
+            .get(pid.partition_index as usize)?
+            .clone();
+        if self.effective_level().0 <= MetaFunctionLevel::FL_FREEZED.0 {
+            return Some((ErrorCode::STATE_FREEZED, current));
         }
-        let mut load: BTreeMap<u64, usize> = alive.iter().map(|a| (*a, 0)).collect();
-        for app in self.apps.values() {
-            for p in &app.partitions {
-                if let Some(prim) = p.primary {
-                    if let Some(c) = load.get_mut(&prim.0) {
-                        *c += 1;
-                    }
+        // Replicas do not track the drop list; the meta's own is the one to maintain.
+        if let Some(c) = req.config.as_mut() {
+            c.last_drops = current.last_drops.clone();
+            c.hp_last_drops = None;
+        }
+        match guardian::check_update(&current, &req) {
+            UpdateOutcome::Apply(next) => {
+                let kind = req.type_.unwrap_or(ConfigType::CT_INVALID);
+                let node = req.node.unwrap_or(RpcAddress::INVALID);
+                let opts = self.guardian.clone();
+                if let Err(e) = self.update_partition(next.clone()) {
+                    return Some((e, current));
                 }
+                info!(
+                    "partition {pid}: {kind:?} of {node} accepted (ballot {})",
+                    next.ballot.unwrap_or(0)
+                );
+                self.history(pid.app_id, pid.partition_index, now_ms)
+                    .on_config_update(kind, node, &next, now_ms, &opts);
+                self.sent.remove(&(pid.app_id, pid.partition_index));
+                Some((ErrorCode::OK, next))
             }
+            UpdateOutcome::Duplicate(c) => Some((ErrorCode::OK, c)),
+            UpdateOutcome::InvalidVersion(c) => Some((ErrorCode::INVALID_VERSION, c)),
+            UpdateOutcome::Malformed(_) => None,
         }
-        let mut updates = Vec::new();
-        for app in self.apps.values() {
-            if app.info.status != Some(AppStatus::AS_AVAILABLE) {
+    }
+
+    /// Records the replicas a node reported in config sync (for the drop history).
+    pub fn collect_replicas(&mut self, node: RpcAddress, stored: &[ReplicaInfo], now_ms: i64) {
+        self.collected.insert(node.0);
+        let opts = self.guardian.clone();
+        for r in stored {
+            let Some(pid) = r.pid else { continue };
+            let Some(pc) = self
+                .apps
+                .get(&pid.app_id)
+                .and_then(|a| a.partitions.get(pid.partition_index as usize))
+                .cloned()
+            else {
+                continue;
+            };
+            if guardian::is_member(&pc, node) {
                 continue;
             }
-            for p in &app.partitions {
-                if p.primary.map(|a| !a.is_invalid()).unwrap_or(false) {
-                    continue;
-                }
-                let target = if p.ballot.unwrap_or(0) == 0 {
-                    load.iter().min_by_key(|(a, c)| (**c, **a)).map(|(a, _)| *a)
-                } else {
-                    p.last_drops
-                        .as_ref()
-                        .and_then(|d| d.last())
-                        .map(|a| a.0)
-                        .filter(|a| load.contains_key(a))
-                };
-                let Some(t) = target else { continue };
-                if let Some(c) = load.get_mut(&t) {
-                    *c += 1;
-                }
-                let mut q = p.clone();
-                q.primary = Some(RpcAddress(t));
-                if let Some(d) = q.last_drops.as_mut() {
-                    d.retain(|a| a.0 != t);
-                }
-                q.ballot = Some(q.ballot.unwrap_or(0) + 1);
-                updates.push(q);
-            }
-        }
-        for q in updates {
-            let pid = q.pid.unwrap_or_default();
-            let node = q.primary.unwrap_or_default();
-            match self.update_partition(q) {
-                Ok(()) => info!("assigned primary of {pid} to {node}"),
-                Err(e) => warn!("cannot persist assignment of {pid}: {e}"),
-            }
+            let (b, c, p) = (
+                r.ballot.unwrap_or(0),
+                r.last_committed_decree.unwrap_or(0),
+                r.last_prepared_decree.unwrap_or(0),
+            );
+            self.history(pid.app_id, pid.partition_index, now_ms)
+                .collect(&pc, node, b, c, p, &opts);
         }
     }
 }
+
+/// A proposal to send to a replica server.
+pub struct Outgoing {
+    pub target: RpcAddress,
+    pub request: ConfigurationUpdateRequest,
+}
+
+/// The same proposal is not re-sent to the same ballot more often than this.
+const PROPOSAL_RESEND: Duration = Duration::from_secs(3);
 
 #[cfg(test)]
 mod tests {
@@ -482,70 +611,96 @@ mod tests {
             name: "temp".into(),
             app_type: "pegasus".into(),
             partition_count: 4,
-            max_replica_count: 1,
+            max_replica_count: 3,
             stateful: true,
             envs: BTreeMap::new(),
         }
     }
 
     #[test]
-    fn default_apps_assignment_and_reload() {
+    fn checker_proposes_primaries_then_secondaries_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
-        let n1 = RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34801).0;
-        let n2 = RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34802).0;
+        let n: Vec<u64> = (1..=3)
+            .map(|i| RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34800 + i).0)
+            .collect();
         let t0 = Instant::now();
         {
             let store = Box::new(LocalStore::open(dir.path()).unwrap());
             let mut s = ServerState::load(store, opts(), &[temp_default()]).unwrap();
-            assert_eq!(s.apps.len(), 1);
-            assert!(s.app_by_name("temp").is_some());
-            s.on_beacon(n1, t0);
-            s.on_beacon(n2, t0);
-            s.check(t0);
-            let app = s.app_by_name("temp").unwrap();
-            let per_node = |n: u64| {
-                app.partitions
-                    .iter()
-                    .filter(|p| p.primary == Some(RpcAddress(n)))
-                    .count()
+            for x in &n {
+                s.on_beacon(*x, t0);
+            }
+            let out = s.check(t0, 0);
+            // Every brand-new partition gets an assign-primary proposal, spread over nodes.
+            assert_eq!(out.len(), 4);
+            assert!(out
+                .iter()
+                .all(|o| o.request.type_ == Some(ConfigType::CT_ASSIGN_PRIMARY)));
+            let targets: BTreeSet<u64> = out.iter().map(|o| o.target.0).collect();
+            assert_eq!(targets.len(), 3);
+            // Not re-sent right away.
+            assert!(s.check(t0, 0).is_empty());
+            // The chosen node accepts: the replica proposes ballot 1 with itself as primary.
+            let req = &out[0].request;
+            let mut cfg = req.config.clone().unwrap();
+            cfg.ballot = Some(1);
+            cfg.primary = Some(out[0].target);
+            let upd = ConfigurationUpdateRequest {
+                config: Some(cfg.clone()),
+                type_: Some(ConfigType::CT_ASSIGN_PRIMARY),
+                node: Some(out[0].target),
+                ..req.clone()
             };
-            assert_eq!((per_node(n1), per_node(n2)), (2, 2));
-            assert!(app.partitions.iter().all(|p| p.ballot == Some(1)));
-            // n2 stops beaconing: its partitions lose their primary and wait for it.
-            s.on_beacon(n1, t0 + Duration::from_secs(11));
-            s.check(t0 + Duration::from_secs(11));
-            let app = s.app_by_name("temp").unwrap();
-            let orphans: Vec<_> = app
-                .partitions
-                .iter()
-                .filter(|p| p.primary == Some(RpcAddress::INVALID))
-                .collect();
-            assert_eq!(orphans.len(), 2);
-            assert!(orphans
-                .iter()
-                .all(|p| p.ballot == Some(2) && p.last_drops == Some(vec![RpcAddress(n2)])));
-            // n2 comes back and gets its partitions again.
-            s.on_beacon(n2, t0 + Duration::from_secs(12));
-            s.check(t0 + Duration::from_secs(12));
-            let app = s.app_by_name("temp").unwrap();
+            let (err, got) = s.update_configuration(upd.clone(), 0).unwrap();
+            assert_eq!(err, ErrorCode::OK);
+            assert_eq!(got.ballot, Some(1));
+            // A duplicate is answered OK; a stale ballot gets ERR_INVALID_VERSION.
             assert_eq!(
-                app.partitions
-                    .iter()
-                    .filter(|p| p.primary == Some(RpcAddress(n2)))
-                    .count(),
-                2
+                s.update_configuration(upd.clone(), 0).unwrap().0,
+                ErrorCode::OK
             );
+            let mut stale = upd.clone();
+            stale.config.as_mut().unwrap().ballot = Some(5);
+            assert_eq!(
+                s.update_configuration(stale, 0).unwrap().0,
+                ErrorCode::INVALID_VERSION
+            );
+            // Now that partition misses secondaries: the primary is asked to add one.
+            let out = s.check(t0, 0);
+            let pid = cfg.pid.unwrap();
+            let add: Vec<_> = out
+                .iter()
+                .filter(|o| o.request.config.as_ref().unwrap().pid == Some(pid))
+                .collect();
+            assert_eq!(add.len(), 1);
+            assert_eq!(add[0].request.type_, Some(ConfigType::CT_ADD_SECONDARY));
+            assert_eq!(add[0].target, out_target(&cfg));
+            // The primary dies: the meta clears it itself (ballot 2, last_drops = [it]).
+            for x in &n {
+                if Some(RpcAddress(*x)) != cfg.primary {
+                    s.on_beacon(*x, t0 + Duration::from_secs(11));
+                }
+            }
+            s.check(t0 + Duration::from_secs(11), 11_000);
+            let app = s.app_by_name("temp").unwrap();
+            let p = &app.partitions[pid.partition_index as usize];
+            assert_eq!(p.ballot, Some(2));
+            assert_eq!(p.primary, Some(RpcAddress::INVALID));
+            assert_eq!(p.last_drops, Some(vec![cfg.primary.unwrap()]));
         }
-        // Reload: same tables, same configurations, no new default table.
         let store = Box::new(LocalStore::open(dir.path()).unwrap());
         let s = ServerState::load(store, opts(), &[temp_default()]).unwrap();
         assert_eq!(s.apps.len(), 1);
-        let app = s.app_by_name("temp").unwrap();
-        assert!(app
+        assert!(s
+            .app_by_name("temp")
+            .unwrap()
             .partitions
             .iter()
-            .all(|p| p.ballot == Some(1) || p.ballot == Some(3)));
-        assert_eq!(s.nodes.len(), 2);
+            .any(|p| p.ballot == Some(2)));
+    }
+
+    fn out_target(cfg: &PartitionConfiguration) -> RpcAddress {
+        cfg.primary.unwrap()
     }
 
     #[test]

@@ -11,15 +11,21 @@ use crate::idl::dsn::{ErrorCode, RpcAddress};
 use crate::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
 use crate::idl::fd::{BeaconAck, BeaconMsg};
 use crate::idl::meta_admin::*;
-use crate::rpc::frame::Request;
+use crate::rpc::client::RpcClient;
+use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
 
-use super::server_state::{ServerState, PARTITION_FLAG_DROPPED};
+use super::server_state::{Outgoing, ServerState, PARTITION_FLAG_DROPPED};
 
 pub struct MetaService {
     state: Mutex<ServerState>,
     self_addr: RpcAddress,
     check_interval: Duration,
+    peers: std::sync::Mutex<std::collections::HashMap<u64, Arc<RpcClient>>>,
+}
+
+fn now_ms() -> i64 {
+    (crate::base::value_schema::now_us() / 1000) as i64
 }
 
 fn level_name(l: MetaFunctionLevel) -> &'static str {
@@ -43,18 +49,87 @@ impl MetaService {
             state: Mutex::new(state),
             self_addr,
             check_interval,
+            peers: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
-    /// Runs the periodic checker (node expiry, primary assignment).
+    /// Runs the periodic checker (node expiry, the partition guardian).
     pub fn start_checker(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(me.check_interval).await;
-                me.state.lock().await.check(Instant::now());
+                me.run_check().await;
             }
         });
+    }
+
+    async fn run_check(&self) {
+        let out = self.state.lock().await.check(Instant::now(), now_ms());
+        self.send_proposals(out);
+    }
+
+    /// Sends RPC_CONFIG_PROPOSAL (one-way) to each target.
+    fn send_proposals(&self, out: Vec<Outgoing>) {
+        for o in out {
+            let Some(addr) = o.target.to_socket_addr() else {
+                continue;
+            };
+            let client = {
+                let Ok(mut m) = self.peers.lock() else { return };
+                m.entry(o.target.0)
+                    .or_insert_with(|| {
+                        Arc::new(RpcClient::new(
+                            std::net::SocketAddr::V4(addr),
+                            self.self_addr.0,
+                        ))
+                    })
+                    .clone()
+            };
+            let pid = o
+                .request
+                .config
+                .as_ref()
+                .and_then(|c| c.pid)
+                .unwrap_or_default();
+            let arg = ReplyValue {
+                ttype: 12,
+                bytes: crate::idl::protocol::encode_struct(&o.request),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = client
+                    .send_oneway("RPC_CONFIG_PROPOSAL", pid.app_id, pid.partition_index, &arg)
+                    .await
+                {
+                    log::warn!("proposal for {pid} to {} failed: {e}", client.addr());
+                }
+            });
+        }
+    }
+
+    async fn update_configuration(
+        &self,
+        req: ConfigurationUpdateRequest,
+    ) -> Option<ConfigurationUpdateResponse> {
+        let (resp, out) = {
+            let mut s = self.state.lock().await;
+            let (err, config) = s.update_configuration(req, now_ms())?;
+            // Cure right away so the next step (e.g. adding secondaries) starts now.
+            let out = if err == ErrorCode::OK {
+                s.check(Instant::now(), now_ms())
+            } else {
+                Vec::new()
+            };
+            (
+                ConfigurationUpdateResponse {
+                    err: Some(err),
+                    config: Some(config),
+                },
+                out,
+            )
+        };
+        self.send_proposals(out);
+        Some(resp)
     }
 
     async fn query_cfg(&self, req: QueryCfgRequest) -> QueryCfgResponse {
@@ -163,10 +238,7 @@ impl MetaService {
             return resp;
         }
         match s.create_app(&name, &app_type, pc, rc, stateful, envs, pc) {
-            Ok(id) => {
-                resp.appid = Some(id);
-                s.assign_primaries();
-            }
+            Ok(id) => resp.appid = Some(id),
             Err(e) => resp.err = Some(e),
         }
         resp
@@ -383,7 +455,6 @@ impl MetaService {
         if let Some(from) = req.from_node.filter(|a| !a.is_invalid()) {
             if s.on_beacon(from.0, Instant::now()) {
                 log::info!("replica server {from} connected");
-                s.assign_primaries();
             }
         }
         BeaconAck {
@@ -516,6 +587,13 @@ impl Handler for MetaService {
                 },
                 "RPC_FD_FAILURE_DETECTOR_PING" => match arg(&req) {
                     Some(r) => Some(Reply::of(&self.beacon(r).await)),
+                    None => bad(),
+                },
+                "RPC_CM_UPDATE_PARTITION_CONFIGURATION" => match arg(&req) {
+                    Some(r) => self
+                        .update_configuration(r)
+                        .await
+                        .map(|resp| Reply::of(&resp)),
                     None => bad(),
                 },
                 "RPC_CM_CONFIG_SYNC" => match arg(&req) {

@@ -1,10 +1,11 @@
-//! One partition replica hosted by this replica server: its storage app and the single
-//! writer task that assigns decrees and applies writes in order. (PacificA replication
-//! between three replicas builds on this owner-per-partition shape.)
+//! One partition replica hosted by this replica server: the task that owns its PacificA
+//! state machine, its mutation log and its storage app, performing the machine's actions
+//! (log appends, applies, sends) and feeding completions back as events.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,19 +14,149 @@ use crate::idl::dsn_layer2::AppInfo;
 use crate::storage::app::{PartitionApp, WriteRequest, WriteResponse};
 use crate::storage::engine::{PegasusDb, TtlSettings};
 
+use super::mutation::{Mutation, MutationUpdate, WRITE_EMPTY};
+use super::mutation_log::MutationLog;
+use super::pacifica::{
+    self, AckError, Action, ConfigKind, Core, LearnPlan, Membership, Node, Status,
+};
 use super::replica_files::{self, InitInfo};
 
-type WriteJob = (WriteRequest, oneshot::Sender<WriteResponse>);
+/// What the replica server asks a replica to do.
+pub enum Input {
+    ClientWrite {
+        update: MutationUpdate,
+        reply: oneshot::Sender<Result<WriteResponse, &'static str>>,
+    },
+    Prepare {
+        from: Node,
+        receiver_status: Status,
+        signature: i64,
+        mutation: Mutation,
+        reply: oneshot::Sender<(AckError, i64, i64, i64)>,
+    },
+    PrepareAck {
+        from: Node,
+        ballot: i64,
+        decree: i64,
+        error: AckError,
+    },
+    Config(Membership, Box<AppInfo>),
+    Proposal {
+        kind: ConfigKind,
+        node: Node,
+        config: Membership,
+        info: Box<AppInfo>,
+    },
+    ProposalReply {
+        accepted: bool,
+        config: Membership,
+    },
+    ProposalFailed,
+    AddLearner {
+        from: Node,
+        ballot: i64,
+        signature: i64,
+    },
+    LearnRequest {
+        learner: Node,
+        signature: i64,
+        committed: i64,
+        reply: oneshot::Sender<LearnAnswer>,
+    },
+    LearnReply {
+        signature: i64,
+        answer: LearnAnswer,
+    },
+    LearnCompletion {
+        learner: Node,
+        signature: i64,
+        reply: oneshot::Sender<bool>,
+    },
+    Remove {
+        ballot: i64,
+    },
+    /// The meta no longer lists this server for the partition.
+    NotMember,
+    MetaDisconnected,
+    Tick,
+    /// Flush the database (graceful shutdown); answers when done.
+    Flush(oneshot::Sender<()>),
+}
 
-/// A hosted partition.
+/// A primary's answer to RPC_LEARN as the runtimes exchange it.
+#[derive(Debug, Clone)]
+pub enum LearnAnswer {
+    Error(&'static str),
+    Cache {
+        mutations: Vec<Mutation>,
+        prepare_start: i64,
+        committed: i64,
+    },
+    /// Copy `files` (relative to `dir` on `learnee`) holding a checkpoint at `decree`.
+    App {
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+        decree: i64,
+    },
+}
+
+/// How a replica reaches the rest of the cluster (implemented by the replica server).
+pub trait Transport: Send + Sync + 'static {
+    fn send_prepare(
+        &self,
+        gpid: (i32, i32),
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        m: Mutation,
+    );
+    fn propose(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        kind: ConfigKind,
+        node: Node,
+        new: Membership,
+        last_committed: i64,
+    );
+    fn add_learner(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        to: Node,
+        ballot: i64,
+        signature: i64,
+        committed: i64,
+    );
+    fn learn(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64);
+    fn learn_completion(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64);
+    fn remove_replica(&self, gpid: (i32, i32), to: Node, ballot: i64);
+    /// Copies a learned checkpoint into `dst`; returns when done.
+    fn copy_checkpoint(
+        &self,
+        from: Node,
+        dir: String,
+        files: Vec<String>,
+        dst: PathBuf,
+    ) -> tokio::task::JoinHandle<Result<(), String>>;
+}
+
+const STATUS_INACTIVE: u8 = 0;
+const STATUS_PRIMARY: u8 = 1;
+const STATUS_SECONDARY: u8 = 2;
+const STATUS_LEARNER: u8 = 3;
+const STATUS_ERROR: u8 = 4;
+
+/// The handle the replica server keeps for a hosted partition.
 pub struct Replica {
-    pub app: Arc<PartitionApp>,
     pub dir: PathBuf,
-    info: Mutex<AppInfo>,
-    ballot: AtomicI64,
-    /// True while the meta lists this server as the partition's primary.
-    serving: AtomicBool,
-    writer: mpsc::Sender<WriteJob>,
+    /// None only while a learned checkpoint replaces the database.
+    app: RwLock<Option<Arc<PartitionApp>>>,
+    status: AtomicU8,
+    tx: mpsc::UnboundedSender<Input>,
+    info: RwLock<AppInfo>,
 }
 
 /// The directory name of a replica: `<app_id>.<pidx>.<app_type>`.
@@ -35,7 +166,7 @@ pub fn dir_name(app_id: i32, pidx: i32, app_type: &str) -> String {
 
 /// Parses a replica directory name into (app_id, pidx, app_type).
 pub fn parse_dir_name(name: &str) -> Option<(i32, i32, String)> {
-    for suffix in [".err", ".gar", ".tmp", ".ori", ".bak"] {
+    for suffix in [".err", ".gar", ".tmp", ".ori", ".bak", ".discarded"] {
         if name.ends_with(suffix) {
             return None;
         }
@@ -54,14 +185,67 @@ fn env_u32(info: &AppInfo, key: &str) -> Option<u32> {
     info.envs.as_ref()?.get(key)?.parse::<u32>().ok()
 }
 
+fn apply_envs(app: &PartitionApp, info: &AppInfo) {
+    let s = &app.db.settings;
+    if let Some(ttl) = env_u32(info, "default_ttl") {
+        s.default_ttl.store(ttl, Ordering::Relaxed);
+    }
+    let validate = info
+        .envs
+        .as_ref()
+        .and_then(|e| e.get("replica.split.validate_partition_hash"))
+        .is_some_and(|v| v == "true");
+    s.validate_partition_hash.store(validate, Ordering::Relaxed);
+}
+
+fn open_app(dir: &Path, info: &AppInfo, pidx: i32, server: &str) -> Result<PartitionApp, String> {
+    let settings = Arc::new(TtlSettings::default());
+    let pc = info.partition_count.unwrap_or(1);
+    settings
+        .partition_version
+        .store((pc - 1) as i64, Ordering::Relaxed);
+    settings
+        .partition_index
+        .store(pidx as i64, Ordering::Relaxed);
+    let db = PegasusDb::open(&dir.join("data").join("rdb"), settings).map_err(|e| e.to_string())?;
+    let app = PartitionApp::new(db, info.app_id.unwrap_or(0), pidx, server.to_string());
+    apply_envs(&app, info);
+    Ok(app)
+}
+
+/// Decodes a logged update back into the write request it carries.
+pub fn decode_update(u: &MutationUpdate) -> Option<WriteRequest> {
+    use crate::idl::protocol::{decode, read_arg};
+    let d = &u.data;
+    Some(match u.code.as_str() {
+        "RPC_RRDB_RRDB_PUT" => WriteRequest::Put(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_MULTI_PUT" => WriteRequest::MultiPut(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_REMOVE" => WriteRequest::Remove(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_MULTI_REMOVE" => WriteRequest::MultiRemove(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_INCR" => WriteRequest::Incr(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_CHECK_AND_SET" => WriteRequest::CheckAndSet(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_CHECK_AND_MUTATE" => WriteRequest::CheckAndMutate(decode(d, read_arg).ok()?),
+        _ => return None,
+    })
+}
+
+/// Settings of the replica runtime.
+#[derive(Clone)]
+pub struct ReplicaConfig {
+    pub me: Node,
+    pub server: String,
+    pub pacifica: pacifica::Options,
+}
+
 impl Replica {
-    /// Opens the replica in `dir`, creating it (with `.app-info`, `.init-info` and a fresh
-    /// database) when it does not exist yet.
+    /// Opens (creating) the replica in `dir`: storage, `.init-info`, log replay; then starts
+    /// its owner task.
     pub fn open(
         dir: &Path,
         info: AppInfo,
         pidx: i32,
-        server: String,
+        cfg: ReplicaConfig,
+        transport: Arc<dyn Transport>,
     ) -> Result<Arc<Replica>, String> {
         let app_id = info.app_id.unwrap_or(0);
         let fresh = !dir.join(".app-info").exists();
@@ -74,79 +258,278 @@ impl Replica {
             Ok(b) => replica_files::parse_init_info(&b)?,
             Err(_) => InitInfo::default(),
         };
-        let settings = Arc::new(TtlSettings::default());
-        let pc = info.partition_count.unwrap_or(1);
-        settings
-            .partition_version
-            .store((pc - 1) as i64, Ordering::Relaxed);
-        settings
-            .partition_index
-            .store(pidx as i64, Ordering::Relaxed);
-        let db =
-            PegasusDb::open(&dir.join("data").join("rdb"), settings).map_err(|e| e.to_string())?;
-        if db.last_committed_decree() < init.init_durable_decree {
+        let app = open_app(dir, &info, pidx, &cfg.server)?;
+        let committed = app.db.last_committed_decree();
+        if committed < init.init_durable_decree {
             return Err(format!(
-                "data is older ({}) than the durable decree {} recorded in .init-info",
-                db.last_committed_decree(),
+                "data is older ({committed}) than the durable decree {} recorded in .init-info",
                 init.init_durable_decree
             ));
         }
-        let app = Arc::new(PartitionApp::new(db, app_id, pidx, server));
-        let (tx, mut rx) = mpsc::channel::<WriteJob>(1024);
-        let writer_app = app.clone();
-        tokio::spawn(async move {
-            // The one owner of the write order of this partition.
-            while let Some((req, reply)) = rx.recv().await {
-                let decree = writer_app.db.last_committed_decree() + 1;
-                let resp = writer_app.apply_write(decree, &req, value_schema::now_us());
-                let _ = reply.send(resp);
-            }
-        });
+        let (log, replay) = MutationLog::open(
+            &dir.join("plog"),
+            app_id,
+            pidx,
+            init.init_offset_in_private_log,
+            committed,
+        )
+        .map_err(|e| format!("mutation log: {e:?}"))?;
+        if replay.torn_tail {
+            log::warn!("{app_id}.{pidx}: ignored a torn tail at the end of the mutation log");
+        }
+        let mut core = Core::new(
+            app_id,
+            pidx,
+            cfg.me,
+            init.init_ballot,
+            committed,
+            cfg.pacifica.clone(),
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
         let r = Arc::new(Replica {
-            app,
             dir: dir.to_path_buf(),
-            info: Mutex::new(info.clone()),
-            ballot: AtomicI64::new(init.init_ballot),
-            serving: AtomicBool::new(false),
-            writer: tx,
+            app: RwLock::new(Some(Arc::new(app))),
+            status: AtomicU8::new(STATUS_INACTIVE),
+            tx,
+            info: RwLock::new(info),
         });
-        r.apply_envs(&info);
+        let mut owner = Owner {
+            r: r.clone(),
+            log,
+            init,
+            cfg,
+            transport,
+            client_waiters: HashMap::new(),
+            prepare_waiters: HashMap::new(),
+            learn_waiters: HashMap::new(),
+            next_token: 1,
+        };
+        let mut out = Vec::new();
+        let replayed = replay.mutations.len();
+        for m in replay.mutations {
+            core.replay(m, &mut out);
+        }
+        owner.perform(&mut core, out);
+        log::info!(
+            "{app_id}.{pidx}: opened at ballot {}, committed {}, {replayed} mutations replayed, {} prepared",
+            core.ballot(),
+            core.last_committed,
+            core.max_prepared() - core.last_committed
+        );
+        tokio::spawn(owner.run(core, rx));
         Ok(r)
     }
 
-    fn apply_envs(&self, info: &AppInfo) {
-        let s = &self.app.db.settings;
-        if let Some(ttl) = env_u32(info, "default_ttl") {
-            s.default_ttl.store(ttl, Ordering::Relaxed);
+    pub fn app(&self) -> Option<Arc<PartitionApp>> {
+        match self.app.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
         }
-        let validate = info
-            .envs
-            .as_ref()
-            .and_then(|e| e.get("replica.split.validate_partition_hash"))
-            .map(|v| v == "true")
-            .unwrap_or(false);
-        s.validate_partition_hash.store(validate, Ordering::Relaxed);
-    }
-
-    pub fn is_serving(&self) -> bool {
-        self.serving.load(Ordering::SeqCst)
-    }
-
-    pub fn ballot(&self) -> i64 {
-        self.ballot.load(Ordering::SeqCst)
     }
 
     pub fn app_info(&self) -> AppInfo {
-        self.info.lock().map(|i| i.clone()).unwrap_or_default()
+        self.info.read().map(|i| i.clone()).unwrap_or_default()
     }
 
-    /// Makes this replica the serving primary at `ballot`, with the meta's app info.
-    pub fn become_primary(&self, ballot: i64, info: &AppInfo) {
-        self.apply_envs(info);
-        let changed_info = {
-            let mut cur = match self.info.lock() {
-                Ok(c) => c,
-                Err(_) => return,
+    /// Serving client reads and writes as primary.
+    pub fn is_primary(&self) -> bool {
+        self.status.load(Ordering::SeqCst) == STATUS_PRIMARY
+    }
+
+    pub fn status_code(&self) -> u8 {
+        self.status.load(Ordering::SeqCst)
+    }
+
+    pub fn is_secondary(&self) -> bool {
+        self.status.load(Ordering::SeqCst) == STATUS_SECONDARY
+    }
+
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.send(input).is_ok()
+    }
+
+    /// Submits a client write; answers once committed (or refused).
+    pub async fn write(&self, update: MutationUpdate) -> Result<WriteResponse, &'static str> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Input::ClientWrite { update, reply }) {
+            return Err("ERR_INVALID_STATE");
+        }
+        rx.await.unwrap_or(Err("ERR_INVALID_STATE"))
+    }
+}
+
+/// The owner task's state besides the machine.
+struct Owner {
+    r: Arc<Replica>,
+    log: MutationLog,
+    init: InitInfo,
+    cfg: ReplicaConfig,
+    transport: Arc<dyn Transport>,
+    client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
+    prepare_waiters: HashMap<u64, (oneshot::Sender<(AckError, i64, i64, i64)>, i64)>,
+    learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
+    next_token: u64,
+}
+
+fn now_ms() -> i64 {
+    (value_schema::now_us() / 1000) as i64
+}
+
+impl Owner {
+    fn gpid(&self, core: &Core) -> (i32, i32) {
+        (core.app_id, core.pidx)
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    async fn run(mut self, mut core: Core, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            let input = tokio::select! {
+                i = rx.recv() => match i { Some(i) => i, None => break },
+                _ = tick.tick() => Input::Tick,
+            };
+            let mut out = Vec::new();
+            self.handle(&mut core, input, &mut out).await;
+            self.perform(&mut core, out);
+            let code = match core.status {
+                Status::Primary if core.is_serving_writes() => STATUS_PRIMARY,
+                Status::Secondary => STATUS_SECONDARY,
+                Status::PotentialSecondary => STATUS_LEARNER,
+                Status::Error => STATUS_ERROR,
+                _ => STATUS_INACTIVE,
+            };
+            self.r.status.store(code, Ordering::SeqCst);
+        }
+    }
+
+    async fn handle(&mut self, core: &mut Core, input: Input, out: &mut Vec<Action>) {
+        match input {
+            Input::ClientWrite { update, reply } => {
+                let t = self.token();
+                self.client_waiters.insert(t, reply);
+                core.on_client_write(t, update, value_schema::now_us() as i64, out);
+            }
+            Input::Prepare {
+                from,
+                receiver_status,
+                signature,
+                mutation,
+                reply,
+            } => {
+                let t = self.token();
+                self.prepare_waiters.insert(t, (reply, mutation.ballot));
+                core.on_prepare(from, receiver_status, signature, mutation, t, out);
+            }
+            Input::PrepareAck {
+                from,
+                ballot,
+                decree,
+                error,
+            } => core.on_prepare_ack(from, ballot, decree, error, out),
+            Input::Config(m, info) => {
+                self.update_info(&info);
+                core.on_config(m, out);
+            }
+            Input::Proposal {
+                kind,
+                node,
+                config,
+                info,
+            } => {
+                self.update_info(&info);
+                core.on_meta_proposal(kind, node, config, out);
+            }
+            Input::ProposalReply { accepted, config } => {
+                core.on_proposal_reply(accepted, config, out)
+            }
+            Input::ProposalFailed => core.on_proposal_failed(),
+            Input::AddLearner {
+                from,
+                ballot,
+                signature,
+            } => core.on_add_learner(from, ballot, signature, out),
+            Input::LearnRequest {
+                learner,
+                signature,
+                committed,
+                reply,
+            } => {
+                let t = self.token();
+                self.learn_waiters.insert(t, reply);
+                core.on_learn_request(learner, signature, committed, t, out);
+            }
+            Input::LearnReply { signature, answer } => match answer {
+                LearnAnswer::Error(e) => core.on_learn_reply(signature, Err(e), out),
+                LearnAnswer::Cache {
+                    mutations,
+                    prepare_start,
+                    ..
+                } => core.on_learn_reply(
+                    signature,
+                    Ok(LearnPlan::Cache {
+                        mutations,
+                        prepare_start,
+                    }),
+                    out,
+                ),
+                LearnAnswer::App {
+                    learnee,
+                    dir,
+                    files,
+                    decree,
+                } => {
+                    core.on_learn_reply(signature, Ok(LearnPlan::App), out);
+                    if out.iter().any(|a| matches!(a, Action::ResetForLearning)) {
+                        out.retain(|a| !matches!(a, Action::ResetForLearning));
+                        match self
+                            .learn_checkpoint(core, learnee, dir, files, decree)
+                            .await
+                        {
+                            Ok(()) => core.on_checkpoint_installed(decree, out),
+                            Err(e) => {
+                                log::warn!(
+                                    "{}.{}: learning a checkpoint failed: {e}",
+                                    core.app_id,
+                                    core.pidx
+                                );
+                                core.on_learn_failed();
+                            }
+                        }
+                    }
+                }
+            },
+            Input::LearnCompletion {
+                learner,
+                signature,
+                reply,
+            } => {
+                let ok = core.on_learn_completion(learner, signature, out);
+                let _ = reply.send(ok);
+            }
+            Input::Remove { ballot } => core.on_remove(ballot, out),
+            Input::NotMember => core.on_not_member(),
+            Input::MetaDisconnected => core.on_meta_disconnected(),
+            Input::Tick => {
+                core.on_tick(now_ms(), out);
+                self.gc_log(core);
+            }
+            Input::Flush(done) => {
+                if let Some(Err(e)) = self.r.app().map(|a| a.db.flush()) {
+                    log::warn!("{}: flush failed: {e}", self.r.dir.display());
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn update_info(&self, info: &AppInfo) {
+        let changed = {
+            let Ok(mut cur) = self.r.info.write() else {
+                return;
             };
             let changed = cur.app_name != info.app_name
                 || cur.partition_count != info.partition_count
@@ -154,52 +537,287 @@ impl Replica {
             *cur = info.clone();
             changed
         };
-        if changed_info {
-            if let Err(e) = replica_files::write_app_info(&self.dir, info) {
-                log::error!("{}: cannot rewrite .app-info: {e}", self.dir.display());
+        if let Some(app) = self.r.app() {
+            apply_envs(&app, info);
+        }
+        if changed {
+            if let Err(e) = replica_files::write_app_info(&self.r.dir, info) {
+                log::error!("{}: cannot rewrite .app-info: {e}", self.r.dir.display());
             }
         }
-        if ballot > self.ballot() {
-            self.ballot.store(ballot, Ordering::SeqCst);
-            let init = InitInfo {
-                init_ballot: ballot,
-                init_durable_decree: 0,
-                init_offset_in_shared_log: 0,
-                init_offset_in_private_log: 0,
-            };
-            if let Err(e) = replica_files::write_init_info(&self.dir, &init) {
-                log::error!("{}: cannot rewrite .init-info: {e}", self.dir.display());
+    }
+
+    /// Deletes log files that only hold decrees already flushed into the database.
+    fn gc_log(&mut self, core: &Core) {
+        let Some(app) = self.r.app() else { return };
+        if let Ok(flushed) = app.db.last_flushed_decree() {
+            let _ = self.log.gc(flushed.min(core.last_committed));
+        }
+    }
+
+    /// Learner: copy the primary's checkpoint, swap it in as the database, and restart the log.
+    async fn learn_checkpoint(
+        &mut self,
+        core: &Core,
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+        decree: i64,
+    ) -> Result<(), String> {
+        let learn_dir = self.r.dir.join("learn");
+        let _ = std::fs::remove_dir_all(&learn_dir);
+        std::fs::create_dir_all(&learn_dir).map_err(|e| e.to_string())?;
+        self.transport
+            .copy_checkpoint(learnee, dir, files, learn_dir.clone())
+            .await
+            .map_err(|e| e.to_string())??;
+        let info = self.r.app_info();
+        // Close the database: take it out and wait until short-lived readers let go.
+        let old = self
+            .r
+            .app
+            .write()
+            .map_err(|_| "poisoned lock".to_string())?
+            .take();
+        if let Some(mut old) = old {
+            let mut waited = 0;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(app) => {
+                        drop(app);
+                        break;
+                    }
+                    Err(still) if waited < 100 => {
+                        old = still;
+                        waited += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    Err(_) => return Err("the database is still in use".into()),
+                }
             }
         }
-        self.serving.store(true, Ordering::SeqCst);
+        let installed =
+            crate::storage::engine::install_checkpoint(&self.r.dir.join("data"), &learn_dir)
+                .map_err(|e| e.to_string());
+        // Reopen whatever is in data/rdb now: the learned checkpoint, or the old data.
+        let app = open_app(&self.r.dir, &info, core.pidx, &self.cfg.server)?;
+        if let Err(e) = installed {
+            if let Ok(mut guard) = self.r.app.write() {
+                *guard = Some(Arc::new(app));
+            }
+            return Err(e);
+        }
+        if app.db.last_committed_decree() != decree {
+            log::warn!(
+                "{}.{}: learned checkpoint is at {} (expected {decree})",
+                core.app_id,
+                core.pidx,
+                app.db.last_committed_decree()
+            );
+        }
+        if let Ok(mut guard) = self.r.app.write() {
+            *guard = Some(Arc::new(app));
+        }
+        let offset = self.log.reset(decree).map_err(|e| format!("{e:?}"))?;
+        self.init.init_offset_in_private_log = offset;
+        self.init.init_durable_decree = decree;
+        self.init.init_ballot = core.ballot();
+        replica_files::write_init_info(&self.r.dir, &self.init).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
-    pub fn stop_serving(&self) {
-        self.serving.store(false, Ordering::SeqCst);
+    fn perform(&mut self, core: &mut Core, actions: Vec<Action>) {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        let gpid = self.gpid(core);
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::AppendLog(mut m) => {
+                    let (d, b) = (m.decree, m.ballot);
+                    match self.log.append(&mut m, false) {
+                        Ok(()) => {
+                            let mut more = Vec::new();
+                            core.on_log_appended(d, b, &mut more);
+                            queue.extend(more);
+                        }
+                        Err(e) => {
+                            log::error!("{}.{}: mutation log append failed: {e:?}", gpid.0, gpid.1);
+                            core.status = Status::Error;
+                        }
+                    }
+                }
+                Action::Apply { mutation, token } => {
+                    let resp = self.apply(&mutation);
+                    if let Some(t) = token {
+                        if let Some(w) = self.client_waiters.remove(&t) {
+                            let _ = w.send(resp.ok_or("ERR_INVALID_DATA"));
+                        }
+                    }
+                }
+                Action::RejectClient { token, error } => {
+                    if let Some(w) = self.client_waiters.remove(&token) {
+                        let _ = w.send(Err(error));
+                    }
+                }
+                Action::SendPrepare {
+                    to,
+                    ballot,
+                    receiver_status,
+                    signature,
+                    mutation,
+                } => self.transport.send_prepare(
+                    gpid,
+                    to,
+                    ballot,
+                    receiver_status,
+                    signature,
+                    mutation,
+                ),
+                Action::ReplyPrepare {
+                    token,
+                    error,
+                    decree,
+                } => {
+                    if let Some((w, _)) = self.prepare_waiters.remove(&token) {
+                        let _ = w.send((error, core.ballot(), decree, core.last_committed));
+                    }
+                }
+                Action::ProposeToMeta { kind, node, new } => self.transport.propose(
+                    gpid,
+                    self.r.app_info(),
+                    kind,
+                    node,
+                    new,
+                    core.last_committed,
+                ),
+                Action::SendAddLearner {
+                    to,
+                    ballot,
+                    signature,
+                } => self.transport.add_learner(
+                    gpid,
+                    self.r.app_info(),
+                    to,
+                    ballot,
+                    signature,
+                    core.last_committed,
+                ),
+                Action::SendLearn {
+                    to,
+                    signature,
+                    committed,
+                } => self.transport.learn(gpid, to, signature, committed),
+                Action::ReplyLearn {
+                    token,
+                    learner: _,
+                    signature: _,
+                    plan,
+                } => {
+                    let answer = match plan {
+                        Err(e) => LearnAnswer::Error(e),
+                        Ok(LearnPlan::Cache {
+                            mutations,
+                            prepare_start,
+                        }) => LearnAnswer::Cache {
+                            mutations,
+                            prepare_start,
+                            committed: core.last_committed,
+                        },
+                        Ok(LearnPlan::App) => self.checkpoint_answer(core),
+                    };
+                    if let Some(w) = self.learn_waiters.remove(&token) {
+                        let _ = w.send(answer);
+                    }
+                }
+                Action::SendLearnCompletion {
+                    to,
+                    signature,
+                    committed,
+                } => self
+                    .transport
+                    .learn_completion(gpid, to, signature, committed),
+                Action::SendRemoveReplica { to, ballot } => {
+                    self.transport.remove_replica(gpid, to, ballot)
+                }
+                Action::PersistBallot(b) => {
+                    self.init.init_ballot = b;
+                    if let Some(Ok(d)) = self.r.app().map(|a| a.db.last_flushed_decree()) {
+                        self.init.init_durable_decree = self
+                            .init
+                            .init_durable_decree
+                            .max(d.min(core.last_committed));
+                    }
+                    if let Err(e) = replica_files::write_init_info(&self.r.dir, &self.init) {
+                        log::error!("{}.{}: cannot write .init-info: {e}", gpid.0, gpid.1);
+                    }
+                }
+                Action::ResetForLearning => {}
+            }
+        }
     }
 
-    /// Queues a write behind every earlier one and waits for its response.
-    pub async fn write(&self, req: WriteRequest) -> Option<WriteResponse> {
-        let (tx, rx) = oneshot::channel();
-        self.writer.send((req, tx)).await.ok()?;
-        rx.await.ok()
+    /// Primary: a checkpoint for a learner (LT_APP).
+    fn checkpoint_answer(&self, core: &Core) -> LearnAnswer {
+        let Some(app) = self.r.app() else {
+            return LearnAnswer::Error("ERR_GET_LEARN_STATE_FAILED");
+        };
+        let data_dir = self.r.dir.join("data");
+        match app.db.checkpoint(&data_dir) {
+            Ok((decree, dir)) => {
+                let _ = PegasusDb::gc_checkpoints(&data_dir, 2);
+                match PegasusDb::list_files_recursive(&dir) {
+                    Ok(files) => LearnAnswer::App {
+                        learnee: core.me,
+                        dir: dir.to_string_lossy().to_string(),
+                        files,
+                        decree,
+                    },
+                    Err(_) => LearnAnswer::Error("ERR_GET_LEARN_STATE_FAILED"),
+                }
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}.{}: checkpoint for learner failed: {e}",
+                    core.app_id,
+                    core.pidx
+                );
+                LearnAnswer::Error("ERR_GET_LEARN_STATE_FAILED")
+            }
+        }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dir_names() {
-        assert_eq!(dir_name(2, 7, "pegasus"), "2.7.pegasus");
-        assert_eq!(
-            parse_dir_name("2.7.pegasus"),
-            Some((2, 7, "pegasus".into()))
-        );
-        assert_eq!(parse_dir_name("2.7.pegasus.123.gar"), None);
-        assert_eq!(parse_dir_name("2.x.pegasus"), None);
-        assert_eq!(parse_dir_name("2.7."), None);
-        assert_eq!(parse_dir_name("-1.7.pegasus"), None);
+    /// Applies one committed mutation to storage; returns the client response of its update.
+    fn apply(&self, m: &Mutation) -> Option<WriteResponse> {
+        let Some(app) = self.r.app() else {
+            log::error!(
+                "{}: no database to apply decree {} to",
+                self.r.dir.display(),
+                m.decree
+            );
+            return None;
+        };
+        let ts = m.timestamp.max(0) as u64;
+        let update = m.updates.first();
+        match update {
+            Some(u) if u.code != WRITE_EMPTY => match decode_update(u) {
+                Some(req) => Some(app.apply_write(m.decree, &req, ts)),
+                None => {
+                    log::error!(
+                        "{}.{}: undecodable {} at decree {}; applying as empty",
+                        app.app_id(),
+                        app.partition_index(),
+                        u.code,
+                        m.decree
+                    );
+                    let _ = app.db.apply(m.decree, &[], 0);
+                    None
+                }
+            },
+            _ => {
+                if let Err(e) = app.db.apply(m.decree, &[], 0) {
+                    log::error!("empty write at {} failed: {e}", m.decree);
+                }
+                None
+            }
+        }
     }
 }

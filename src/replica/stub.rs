@@ -1,29 +1,40 @@
 //! The replica server (upstream's `replica_stub`): hosts the replicas of this node, routes
-//! RRDB requests to them, beacons the meta server and follows its partition assignment
-//! through config sync.
+//! client and replication RPCs to them, beacons the meta server, follows its configuration
+//! through config sync and proposals, and carries the replicas' messages to their peers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use log::{error, info, warn};
+use thrift::protocol::{TInputProtocol, TSerializable};
 
-use crate::idl::dsn::{Blob, Gpid, RpcAddress};
-use crate::idl::dsn_layer2::{AppInfo, AppStatus};
+use crate::idl::consensus::{
+    GroupCheckRequest, GroupCheckResponse, LearnNotifyResponse, LearnRequest, LearnResponse,
+    LearnState, LearnType, LearnerStatus, PrepareAck,
+};
+use crate::idl::dsn::{Blob, ErrorCode, Gpid, RpcAddress};
+use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::idl::fd::{BeaconAck, BeaconMsg};
-use crate::idl::meta_admin::{ConfigurationQueryByNodeRequest, ConfigurationQueryByNodeResponse};
-use crate::idl::metadata::{PartitionStatus, ReplicaInfo};
+use crate::idl::meta_admin::{
+    ConfigType, ConfigurationQueryByNodeRequest, ConfigurationQueryByNodeResponse,
+    ConfigurationUpdateRequest, ConfigurationUpdateResponse,
+};
+use crate::idl::metadata::{PartitionStatus, ReplicaConfiguration, ReplicaInfo};
+use crate::idl::nfs::{CopyRequest, GetFileSizeRequest};
 use crate::idl::protocol;
 use crate::idl::rrdb;
 use crate::rpc::client::RpcClient;
 use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply};
-use crate::storage::app::{WriteRequest, WriteResponse};
+use crate::storage::app::WriteResponse;
 
-use super::partition::{self as replica, Replica};
+use super::mutation::{self, Mutation, MutationUpdate};
+use super::pacifica::{self, AckError, ConfigKind, Membership, Node, Status};
+use super::partition::{self as replica, Input, LearnAnswer, Replica, ReplicaConfig, Transport};
 
 /// Settings of a replica server, from `config.ini`.
 #[derive(Debug, Clone)]
@@ -35,20 +46,27 @@ pub struct ReplicaOptions {
     pub lease: Duration,
     pub config_sync_interval: Duration,
     pub max_allowed_write_size: usize,
+    pub pacifica: pacifica::Options,
+    pub nfs_copy_block_bytes: usize,
+    pub nfs_max_copy_bytes_per_sec: u64,
 }
 
-/// The replica server.
-pub struct ReplicaStub {
-    opts: ReplicaOptions,
-    self_rpc: RpcAddress,
-    server_name: String,
-    replicas: RwLock<HashMap<(i32, i32), Arc<Replica>>>,
-    meta_connected: AtomicBool,
-    start_time_ms: i64,
+/// The network side shared by the replicas: peer connections and the meta leader.
+pub struct Net {
+    me: RpcAddress,
+    metas: Vec<SocketAddr>,
+    leader: AtomicUsize,
+    peers: Mutex<HashMap<u64, Arc<RpcClient>>>,
+    stub: Mutex<Weak<ReplicaStub>>,
+    block_bytes: usize,
+    copy_rate: u64,
 }
 
-fn now_ms() -> i64 {
-    (crate::base::value_schema::now_us() / 1000) as i64
+fn struct_value<T: TSerializable>(v: &T) -> ReplyValue {
+    ReplyValue {
+        ttype: 12,
+        bytes: protocol::encode_struct(v),
+    }
 }
 
 fn to_rpc_address(a: SocketAddr) -> RpcAddress {
@@ -58,32 +76,444 @@ fn to_rpc_address(a: SocketAddr) -> RpcAddress {
     }
 }
 
-fn struct_value<T: thrift::protocol::TSerializable>(v: &T) -> ReplyValue {
-    ReplyValue {
-        ttype: 12,
-        bytes: protocol::encode_struct(v),
+pub fn membership_of(pc: &PartitionConfiguration) -> Membership {
+    Membership {
+        ballot: pc.ballot.unwrap_or(0),
+        primary: pc.primary.map(|a| a.0).unwrap_or(0),
+        secondaries: pc.secondaries.iter().flatten().map(|a| a.0).collect(),
+        max_replica_count: pc.max_replica_count.unwrap_or(3),
     }
+}
+
+fn partition_config(
+    gpid: (i32, i32),
+    m: &Membership,
+    last_committed: i64,
+) -> PartitionConfiguration {
+    PartitionConfiguration {
+        pid: Some(Gpid::new(gpid.0, gpid.1)),
+        ballot: Some(m.ballot),
+        max_replica_count: Some(m.max_replica_count),
+        primary: Some(RpcAddress(m.primary)),
+        secondaries: Some(m.secondaries.iter().map(|n| RpcAddress(*n)).collect()),
+        last_drops: Some(Vec::new()),
+        last_committed_decree: Some(last_committed),
+        partition_flags: Some(0),
+        hp_primary: None,
+        hp_secondaries: None,
+        hp_last_drops: None,
+    }
+}
+
+fn status_code(s: Status) -> PartitionStatus {
+    match s {
+        Status::Primary => PartitionStatus::PS_PRIMARY,
+        Status::Secondary => PartitionStatus::PS_SECONDARY,
+        Status::PotentialSecondary => PartitionStatus::PS_POTENTIAL_SECONDARY,
+        Status::Error => PartitionStatus::PS_ERROR,
+        Status::Inactive { .. } => PartitionStatus::PS_INACTIVE,
+    }
+}
+
+impl Net {
+    fn peer(&self, node: Node) -> Option<Arc<RpcClient>> {
+        let addr = RpcAddress(node).to_socket_addr()?;
+        let mut m = self.peers.lock().ok()?;
+        Some(
+            m.entry(node)
+                .or_insert_with(|| Arc::new(RpcClient::new(SocketAddr::V4(addr), self.me.0)))
+                .clone(),
+        )
+    }
+
+    fn meta(&self) -> Option<Arc<RpcClient>> {
+        let i = self.leader.load(Ordering::Relaxed) % self.metas.len().max(1);
+        let a = *self.metas.get(i)?;
+        self.peer(to_rpc_address(a).0)
+    }
+
+    fn replica(&self, gpid: (i32, i32)) -> Option<Arc<Replica>> {
+        self.stub.lock().ok()?.upgrade()?.replica(gpid.0, gpid.1)
+    }
+
+    fn oneway<T: TSerializable + Send + 'static>(
+        &self,
+        to: Node,
+        name: &'static str,
+        gpid: (i32, i32),
+        v: T,
+    ) {
+        let Some(c) = self.peer(to) else { return };
+        tokio::spawn(async move {
+            if let Err(e) = c.send_oneway(name, gpid.0, gpid.1, &struct_value(&v)).await {
+                warn!("{name} to {} failed: {e}", RpcAddress(to));
+            }
+        });
+    }
+}
+
+fn prepare_body(gpid: (i32, i32), cfg: &ReplicaConfiguration, m: &Mutation) -> Vec<u8> {
+    let mut b = protocol::encode_wrapped(0, &Gpid::new(gpid.0, gpid.1));
+    b.extend_from_slice(&protocol::encode_wrapped(0, cfg));
+    m.encode(&mut b);
+    b
+}
+
+/// Splits an RPC_PREPARE body: wrapped gpid, wrapped replica_configuration, raw mutation.
+fn parse_prepare(body: &[u8]) -> Option<(Gpid, ReplicaConfiguration, Mutation)> {
+    let mut p = protocol::SliceInputProtocol::new(body);
+    let gpid = protocol::read_arg::<Gpid>(&mut p).ok()?;
+    p.read_field_begin().ok()?;
+    let cfg = protocol::read_arg::<ReplicaConfiguration>(&mut p).ok()?;
+    p.read_field_begin().ok()?;
+    let pos = p.position();
+    let (m, _) = Mutation::decode(body.get(pos..)?).ok()?;
+    Some((gpid, cfg, m))
+}
+
+impl Transport for Net {
+    fn send_prepare(
+        &self,
+        gpid: (i32, i32),
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        m: Mutation,
+    ) {
+        let Some(c) = self.peer(to) else { return };
+        let cfg = ReplicaConfiguration {
+            pid: Some(Gpid::new(gpid.0, gpid.1)),
+            ballot: Some(ballot),
+            primary: Some(self.me),
+            status: Some(status_code(receiver_status)),
+            learner_signature: Some(signature),
+            pop_all: None,
+            split_sync_to_child: None,
+            hp_primary: None,
+        };
+        let decree = m.decree;
+        let body = prepare_body(gpid, &cfg, &m);
+        let r = self.replica(gpid);
+        let timeout = Duration::from_millis(if receiver_status == Status::Secondary {
+            3000
+        } else {
+            5000
+        });
+        tokio::spawn(async move {
+            // The body is already a wrapped sequence, so it goes out as raw bytes.
+            let reply = c
+                .call_raw("RPC_PREPARE", gpid.0, gpid.1, body, timeout)
+                .await;
+            let error = match &reply {
+                Ok(rep) if rep.error == "ERR_OK" => {
+                    match protocol::decode(&rep.body, protocol::read_arg::<PrepareAck>) {
+                        Ok(ack) => match ack.err.map(|e| e.name()) {
+                            Some("ERR_OK") => AckError::Ok,
+                            Some("ERR_TRY_AGAIN") | Some("ERR_INACTIVE_STATE") => {
+                                AckError::TryAgain
+                            }
+                            _ => AckError::Failed,
+                        },
+                        Err(_) => AckError::Failed,
+                    }
+                }
+                _ => AckError::Failed,
+            };
+            if let Some(r) = r {
+                r.send(Input::PrepareAck {
+                    from: to,
+                    ballot,
+                    decree,
+                    error,
+                });
+            }
+        });
+    }
+
+    fn propose(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        kind: ConfigKind,
+        node: Node,
+        new: Membership,
+        last_committed: i64,
+    ) {
+        let Some(c) = self.meta() else { return };
+        let req = ConfigurationUpdateRequest {
+            info: Some(info),
+            config: Some(partition_config(gpid, &new, last_committed)),
+            type_: Some(ConfigType(kind as i32)),
+            node: Some(RpcAddress(node)),
+            host_node: Some(RpcAddress(node)),
+            meta_split_status: None,
+            hp_node: None,
+        };
+        let r = self.replica(gpid);
+        tokio::spawn(async move {
+            let reply = c
+                .call(
+                    "RPC_CM_UPDATE_PARTITION_CONFIGURATION",
+                    gpid.0,
+                    gpid.1,
+                    &struct_value(&req),
+                    Duration::from_secs(5),
+                )
+                .await;
+            let input = match reply {
+                Ok(rep) if rep.error == "ERR_OK" => {
+                    match protocol::decode(
+                        &rep.body,
+                        protocol::read_arg::<ConfigurationUpdateResponse>,
+                    ) {
+                        Ok(resp) => {
+                            let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
+                            match (err, resp.config) {
+                                ("ERR_OK", Some(cfg)) | ("ERR_INVALID_VERSION", Some(cfg)) => {
+                                    Input::ProposalReply {
+                                        accepted: err == "ERR_OK",
+                                        config: membership_of(&cfg),
+                                    }
+                                }
+                                _ => {
+                                    warn!("{}.{}: meta refused {kind:?}: {err}", gpid.0, gpid.1);
+                                    Input::ProposalFailed
+                                }
+                            }
+                        }
+                        Err(_) => Input::ProposalFailed,
+                    }
+                }
+                _ => Input::ProposalFailed,
+            };
+            if let Some(r) = r {
+                r.send(input);
+            }
+        });
+    }
+
+    fn add_learner(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        to: Node,
+        ballot: i64,
+        signature: i64,
+        committed: i64,
+    ) {
+        let req = GroupCheckRequest {
+            app: Some(info),
+            node: Some(RpcAddress(to)),
+            config: Some(ReplicaConfiguration {
+                pid: Some(Gpid::new(gpid.0, gpid.1)),
+                ballot: Some(ballot),
+                primary: Some(self.me),
+                status: Some(PartitionStatus::PS_POTENTIAL_SECONDARY),
+                learner_signature: Some(signature),
+                pop_all: None,
+                split_sync_to_child: None,
+                hp_primary: None,
+            }),
+            last_committed_decree: Some(committed),
+            confirmed_decree: None,
+            child_gpid: None,
+            meta_split_status: None,
+            hp_node: None,
+        };
+        self.oneway(to, "RPC_LEARN_ADD_LEARNER", gpid, req);
+    }
+
+    fn learn(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64) {
+        let Some(c) = self.peer(to) else { return };
+        let req = LearnRequest {
+            pid: Some(Gpid::new(gpid.0, gpid.1)),
+            learner: Some(self.me),
+            signature: Some(signature),
+            last_committed_decree_in_app: Some(committed),
+            last_committed_decree_in_prepare_list: Some(committed),
+            app_specific_learn_request: Some(Blob(Vec::new())),
+            max_gced_decree: None,
+            hp_learner: None,
+            checksum_type: None,
+        };
+        let r = self.replica(gpid);
+        tokio::spawn(async move {
+            let reply = c
+                .call(
+                    "RPC_LEARN",
+                    gpid.0,
+                    gpid.1,
+                    &struct_value(&req),
+                    Duration::from_secs(30),
+                )
+                .await;
+            let answer = match reply {
+                Ok(rep) if rep.error == "ERR_OK" => {
+                    match protocol::decode(&rep.body, protocol::read_arg::<LearnResponse>) {
+                        Ok(resp) => learn_answer(resp),
+                        Err(_) => LearnAnswer::Error("ERR_INVALID_DATA"),
+                    }
+                }
+                _ => LearnAnswer::Error("ERR_NETWORK_FAILURE"),
+            };
+            if let Some(r) = r {
+                r.send(Input::LearnReply { signature, answer });
+            }
+        });
+    }
+
+    fn learn_completion(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64) {
+        let Some(c) = self.peer(to) else { return };
+        let req = GroupCheckResponse {
+            pid: Some(Gpid::new(gpid.0, gpid.1)),
+            err: Some(ErrorCode::OK),
+            last_committed_decree_in_app: Some(committed),
+            last_committed_decree_in_prepare_list: Some(committed),
+            learner_status_: Some(LearnerStatus::LEARNING_SUCCEEDED),
+            learner_signature: Some(signature),
+            node: Some(self.me),
+            is_split_stopped: None,
+            disk_status: None,
+            hp_node: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = c
+                .call(
+                    "RPC_LEARN_COMPLETION_NOTIFY",
+                    gpid.0,
+                    gpid.1,
+                    &struct_value(&req),
+                    Duration::from_secs(5),
+                )
+                .await
+            {
+                warn!("{}.{}: learn completion notify failed: {e}", gpid.0, gpid.1);
+            }
+        });
+    }
+
+    fn remove_replica(&self, gpid: (i32, i32), to: Node, ballot: i64) {
+        let cfg = ReplicaConfiguration {
+            pid: Some(Gpid::new(gpid.0, gpid.1)),
+            ballot: Some(ballot),
+            primary: Some(self.me),
+            status: Some(PartitionStatus::PS_INACTIVE),
+            learner_signature: Some(0),
+            pop_all: None,
+            split_sync_to_child: None,
+            hp_primary: None,
+        };
+        self.oneway(to, "RPC_REMOVE_REPLICA", gpid, cfg);
+    }
+
+    fn copy_checkpoint(
+        &self,
+        from: Node,
+        dir: String,
+        files: Vec<String>,
+        dst: PathBuf,
+    ) -> tokio::task::JoinHandle<Result<(), String>> {
+        let client = self.peer(from);
+        let (block, rate) = (self.block_bytes, self.copy_rate);
+        tokio::spawn(async move {
+            let client = client.ok_or("learnee has no address")?;
+            super::nfs::copy_remote_files(&client, &dir, &files, &dst, block, rate)
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+fn learn_answer(resp: LearnResponse) -> LearnAnswer {
+    let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
+    if err != "ERR_OK" {
+        return LearnAnswer::Error(ErrorCode::from_name(err).name());
+    }
+    let state = resp.state.unwrap_or_default();
+    match resp.type_ {
+        Some(LearnType::LT_CACHE) => {
+            let meta = state.meta.map(|b| b.0).unwrap_or_default();
+            match mutation::decode_seq(&meta) {
+                Ok(mutations) => LearnAnswer::Cache {
+                    mutations,
+                    prepare_start: resp.prepare_start_decree.unwrap_or(0),
+                    committed: resp.last_committed_decree.unwrap_or(0),
+                },
+                Err(_) => LearnAnswer::Error("ERR_INVALID_DATA"),
+            }
+        }
+        Some(LearnType::LT_APP) => LearnAnswer::App {
+            learnee: resp.learnee.map(|a| a.0).unwrap_or(0),
+            dir: resp.base_local_dir.unwrap_or_default(),
+            files: state.files.unwrap_or_default(),
+            decree: state.to_decree_included.unwrap_or(0),
+        },
+        _ => LearnAnswer::Error("ERR_INVALID_DATA"),
+    }
+}
+
+/// The replica server.
+pub struct ReplicaStub {
+    opts: ReplicaOptions,
+    net: Arc<Net>,
+    server_name: String,
+    replicas: RwLock<HashMap<(i32, i32), Arc<Replica>>>,
+    /// Serialises replica creation so a partition is opened once.
+    creating: tokio::sync::Mutex<()>,
+    meta_connected: AtomicBool,
+    start_time_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    (crate::base::value_schema::now_us() / 1000) as i64
 }
 
 impl ReplicaStub {
     pub fn new(opts: ReplicaOptions) -> Arc<ReplicaStub> {
-        let self_rpc = to_rpc_address(opts.self_addr);
-        Arc::new(ReplicaStub {
+        let me = to_rpc_address(opts.self_addr);
+        let net = Arc::new(Net {
+            me,
+            metas: opts.meta_servers.clone(),
+            leader: AtomicUsize::new(0),
+            peers: Mutex::new(HashMap::new()),
+            stub: Mutex::new(Weak::new()),
+            block_bytes: opts.nfs_copy_block_bytes,
+            copy_rate: opts.nfs_max_copy_bytes_per_sec,
+        });
+        let stub = Arc::new(ReplicaStub {
             server_name: opts.self_addr.to_string(),
-            self_rpc,
+            net: net.clone(),
             opts,
             replicas: RwLock::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
             meta_connected: AtomicBool::new(false),
             start_time_ms: now_ms(),
-        })
+        });
+        if let Ok(mut w) = net.stub.lock() {
+            *w = Arc::downgrade(&stub);
+        }
+        stub
     }
 
     pub fn self_address(&self) -> RpcAddress {
-        self.self_rpc
+        self.net.me
     }
 
     fn reps_dir(&self) -> PathBuf {
         self.opts.data_dir.join("reps")
+    }
+
+    fn replica_config(&self) -> ReplicaConfig {
+        ReplicaConfig {
+            me: self.net.me.0,
+            server: self.server_name.clone(),
+            pacifica: self.opts.pacifica.clone(),
+        }
+    }
+
+    fn open_replica(&self, dir: &Path, info: AppInfo, pidx: i32) -> Result<Arc<Replica>, String> {
+        Replica::open(dir, info, pidx, self.replica_config(), self.net.clone())
     }
 
     /// Opens every replica found on disk; a replica that fails to open is moved aside to
@@ -110,11 +540,10 @@ impl ReplicaStub {
                     if pidx >= info.partition_count.unwrap_or(0) {
                         return Err("partition index out of range (split leftover)".to_string());
                     }
-                    Replica::open(&dir, info, pidx, self.server_name.clone())
+                    self.open_replica(&dir, info, pidx)
                 });
             match loaded {
                 Ok(r) => {
-                    info!("loaded replica {app_id}.{pidx} from {}", dir.display());
                     if let Ok(mut m) = self.replicas.write() {
                         m.insert((app_id, pidx), r);
                     }
@@ -140,20 +569,42 @@ impl ReplicaStub {
         self.replicas.read().ok()?.get(&(app_id, pidx)).cloned()
     }
 
-    /// Flushes every hosted database (used on graceful shutdown).
-    pub fn flush_all(&self) {
+    /// The replica of `info`/`pidx`, created empty when this server has none.
+    async fn ensure_replica(&self, info: &AppInfo, pidx: i32) -> Result<Arc<Replica>, String> {
+        let app_id = info.app_id.unwrap_or(0);
+        let _guard = self.creating.lock().await;
+        if let Some(r) = self.replica(app_id, pidx) {
+            return Ok(r);
+        }
+        let app_type = info.app_type.clone().unwrap_or_else(|| "pegasus".into());
+        let dir = self
+            .reps_dir()
+            .join(replica::dir_name(app_id, pidx, &app_type));
+        let mut stored = info.clone();
+        stored.status = Some(AppStatus::AS_AVAILABLE);
+        let r = self.open_replica(&dir, stored, pidx)?;
+        if let Ok(mut m) = self.replicas.write() {
+            m.insert((app_id, pidx), r.clone());
+        }
+        info!("created replica {app_id}.{pidx} at {}", dir.display());
+        Ok(r)
+    }
+
+    /// Flushes every hosted database (graceful shutdown).
+    pub async fn flush_all(&self) {
         let all: Vec<Arc<Replica>> = match self.replicas.read() {
             Ok(m) => m.values().cloned().collect(),
             Err(_) => return,
         };
         for r in all {
-            if let Err(e) = r.app.db.flush() {
-                warn!("flush of {} failed: {e}", r.dir.display());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if r.send(Input::Flush(tx)) {
+                let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
             }
         }
     }
 
-    /// Starts the beacon and config-sync loops toward the meta servers.
+    /// Starts the beacon and config-sync loop toward the meta servers.
     pub fn start_meta_tasks(self: &Arc<Self>) {
         let stub = self.clone();
         tokio::spawn(async move { stub.meta_loop().await });
@@ -165,18 +616,15 @@ impl ReplicaStub {
             error!("no meta server configured ([meta_server] server_list)");
             return;
         }
-        let clients: Vec<Arc<RpcClient>> = metas
-            .iter()
-            .map(|a| Arc::new(RpcClient::new(*a, self.self_rpc.0)))
-            .collect();
-        let mut leader = 0usize;
         let mut last_ack_ms = 0i64;
         let mut last_sync_ms = 0i64;
         loop {
-            let client = clients[leader % clients.len()].clone();
+            let Some(client) = self.net.meta() else {
+                return;
+            };
             let beacon = BeaconMsg {
                 time: Some(now_ms()),
-                from_node: Some(self.self_rpc),
+                from_node: Some(self.net.me),
                 to_node: Some(to_rpc_address(client.addr())),
                 start_time: Some(self.start_time_ms),
                 hp_from_node: None,
@@ -198,9 +646,7 @@ impl ReplicaStub {
                 .await
             {
                 Ok(reply) if reply.error == "ERR_OK" => {
-                    let ack: Option<BeaconAck> =
-                        protocol::decode(&reply.body, protocol::read_arg::<BeaconAck>).ok();
-                    match ack {
+                    match protocol::decode(&reply.body, protocol::read_arg::<BeaconAck>).ok() {
                         Some(a) if a.is_master == Some(true) => {
                             last_ack_ms = beacon.time.unwrap_or(0);
                             if !self.meta_connected.swap(true, Ordering::SeqCst) {
@@ -210,12 +656,10 @@ impl ReplicaStub {
                         }
                         Some(a) => {
                             let hint = a.primary_node.and_then(|p| p.to_socket_addr());
-                            leader = match hint
+                            let next = hint
                                 .and_then(|h| metas.iter().position(|m| *m == SocketAddr::V4(h)))
-                            {
-                                Some(i) => i,
-                                None => leader + 1,
-                            };
+                                .unwrap_or(self.net.leader.load(Ordering::Relaxed) + 1);
+                            self.net.leader.store(next, Ordering::Relaxed);
                         }
                         None => warn!("undecodable beacon ack from {}", client.addr()),
                     }
@@ -223,7 +667,7 @@ impl ReplicaStub {
                 Ok(reply) => warn!("beacon to {} failed: {}", client.addr(), reply.error),
                 Err(e) => {
                     warn!("beacon to {} failed: {e}", client.addr());
-                    leader += 1;
+                    self.net.leader.fetch_add(1, Ordering::Relaxed);
                 }
             }
             let now = now_ms();
@@ -232,10 +676,8 @@ impl ReplicaStub {
             {
                 warn!("meta lease expired; replicas stop serving until the meta is back");
                 self.meta_connected.store(false, Ordering::SeqCst);
-                if let Ok(m) = self.replicas.read() {
-                    for r in m.values() {
-                        r.stop_serving();
-                    }
+                for r in self.all_replicas() {
+                    r.send(Input::MetaDisconnected);
                 }
             }
             if self.meta_connected.load(Ordering::SeqCst)
@@ -253,6 +695,13 @@ impl ReplicaStub {
         }
     }
 
+    fn all_replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn stored_replicas(&self) -> Vec<ReplicaInfo> {
         let m = match self.replicas.read() {
             Ok(m) => m,
@@ -260,15 +709,18 @@ impl ReplicaStub {
         };
         m.iter()
             .map(|((app_id, pidx), r)| {
-                let d = r.app.db.last_committed_decree();
+                let d = r.app().map(|a| a.db.last_committed_decree()).unwrap_or(0);
+                let status = match r.status_code() {
+                    1 => PartitionStatus::PS_PRIMARY,
+                    2 => PartitionStatus::PS_SECONDARY,
+                    3 => PartitionStatus::PS_POTENTIAL_SECONDARY,
+                    4 => PartitionStatus::PS_ERROR,
+                    _ => PartitionStatus::PS_INACTIVE,
+                };
                 ReplicaInfo {
                     pid: Some(Gpid::new(*app_id, *pidx)),
-                    ballot: Some(r.ballot()),
-                    status: Some(if r.is_serving() {
-                        PartitionStatus::PS_PRIMARY
-                    } else {
-                        PartitionStatus::PS_INACTIVE
-                    }),
+                    ballot: Some(0),
+                    status: Some(status),
                     last_committed_decree: Some(d),
                     last_prepared_decree: Some(d),
                     last_durable_decree: Some(d),
@@ -283,7 +735,7 @@ impl ReplicaStub {
     /// One config sync with the meta; returns whether it succeeded.
     async fn config_sync(&self, client: &RpcClient) -> bool {
         let req = ConfigurationQueryByNodeRequest {
-            node: Some(self.self_rpc),
+            node: Some(self.net.me),
             stored_replicas: Some(self.stored_replicas()),
             info: None,
             hp_node: None,
@@ -325,54 +777,31 @@ impl ReplicaStub {
                 continue;
             };
             let Some(pid) = cfg.pid else { continue };
-            if cfg.primary != Some(self.self_rpc) {
-                continue;
-            }
             if info.status != Some(AppStatus::AS_AVAILABLE) {
                 continue;
             }
             listed.insert((pid.app_id, pid.partition_index));
-            let ballot = cfg.ballot.unwrap_or(0);
-            let r = match self.replica(pid.app_id, pid.partition_index) {
-                Some(r) => r,
-                None => match self.create_replica(&info, pid.partition_index) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        error!("cannot create replica {pid}: {e}");
-                        continue;
-                    }
-                },
-            };
-            r.become_primary(ballot, &info);
-        }
-        if let Ok(m) = self.replicas.read() {
-            for (k, r) in m.iter() {
-                if !listed.contains(k) && r.is_serving() {
-                    info!(
-                        "replica {}.{} is no longer assigned here; closing it",
-                        k.0, k.1
-                    );
-                    r.stop_serving();
+            let m = membership_of(&cfg);
+            match self.replica(pid.app_id, pid.partition_index) {
+                Some(r) => {
+                    r.send(Input::Config(m, Box::new(info)));
                 }
+                None if m.primary == self.net.me.0 && m.ballot <= 1 => {
+                    // A brand-new partition assigned here before we saw the proposal.
+                    if let Ok(r) = self.ensure_replica(&info, pid.partition_index).await {
+                        r.send(Input::Config(m, Box::new(info)));
+                    }
+                }
+                None => {}
+            }
+        }
+        for ((app, pidx), r) in self.replicas.read().map(|m| m.clone()).unwrap_or_default() {
+            if !listed.contains(&(app, pidx)) && matches!(r.status_code(), 1 | 2) {
+                info!("replica {app}.{pidx} is no longer a member here; closing it");
+                r.send(Input::NotMember);
             }
         }
         true
-    }
-
-    fn create_replica(&self, info: &AppInfo, pidx: i32) -> Result<Arc<Replica>, String> {
-        let app_id = info.app_id.unwrap_or(0);
-        let app_type = info.app_type.clone().unwrap_or_else(|| "pegasus".into());
-        let dir = self
-            .reps_dir()
-            .join(replica::dir_name(app_id, pidx, &app_type));
-        let mut stored = info.clone();
-        stored.status = Some(AppStatus::AS_AVAILABLE);
-        let r = Replica::open(&dir, stored, pidx, self.server_name.clone())?;
-        if let Ok(mut m) = self.replicas.write() {
-            m.insert((app_id, pidx), r.clone());
-        }
-        info!("created replica {app_id}.{pidx} at {}", dir.display());
-        Ok(r)
     }
 
     async fn handle_rrdb(self: Arc<Self>, req: Request) -> Option<Reply> {
@@ -381,76 +810,333 @@ impl ReplicaStub {
             return (name != "RPC_RRDB_RRDB_CLEAR_SCANNER")
                 .then(|| Reply::err("ERR_OBJECT_NOT_FOUND"));
         };
+        let Some(app) = r.app() else {
+            return (name != "RPC_RRDB_RRDB_CLEAR_SCANNER")
+                .then(|| Reply::err("ERR_INVALID_STATE"));
+        };
         if name == "RPC_RRDB_RRDB_CLEAR_SCANNER" {
             // Never answered, whatever happens.
             if let Some(id) = arg_i64(&req) {
-                r.app.on_clear_scanner(id);
+                app.on_clear_scanner(id);
             }
             return None;
         }
-        if !r.is_serving() {
-            return Some(Reply::err("ERR_INVALID_STATE"));
-        }
+        let readable = r.is_primary() || (req.is_backup_request && r.is_secondary());
         let bad = || Some(Reply::err("ERR_INVALID_DATA"));
-        let app = &r.app;
-        let write = match name {
-            "RPC_RRDB_RRDB_GET" => {
-                return arg::<Blob>(&req)
-                    .map(|k| Reply::of(&app.on_get(&k)))
-                    .or_else(bad)
-            }
-            "RPC_RRDB_RRDB_TTL" => {
-                return arg::<Blob>(&req)
-                    .map(|k| Reply::of(&app.on_ttl(&k)))
-                    .or_else(bad)
-            }
+        let read = match name {
+            "RPC_RRDB_RRDB_GET" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_get(&k))),
+            "RPC_RRDB_RRDB_TTL" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_ttl(&k))),
             "RPC_RRDB_RRDB_SORTKEY_COUNT" => {
-                return arg::<Blob>(&req)
-                    .map(|k| Reply::of(&app.on_sortkey_count(&k)))
-                    .or_else(bad)
+                arg::<Blob>(&req).map(|k| Reply::of(&app.on_sortkey_count(&k)))
             }
             "RPC_RRDB_RRDB_MULTI_GET" => {
-                return arg::<rrdb::MultiGetRequest>(&req)
-                    .map(|m| Reply::of(&app.on_multi_get(&m)))
-                    .or_else(bad)
+                arg::<rrdb::MultiGetRequest>(&req).map(|m| Reply::of(&app.on_multi_get(&m)))
             }
             "RPC_RRDB_RRDB_BATCH_GET" => {
-                return arg::<rrdb::BatchGetRequest>(&req)
-                    .map(|m| Reply::of(&app.on_batch_get(&m)))
-                    .or_else(bad)
+                arg::<rrdb::BatchGetRequest>(&req).map(|m| Reply::of(&app.on_batch_get(&m)))
             }
             "RPC_RRDB_RRDB_GET_SCANNER" => {
-                return arg::<rrdb::GetScannerRequest>(&req)
-                    .map(|m| Reply::of(&app.on_get_scanner(&m)))
-                    .or_else(bad)
+                arg::<rrdb::GetScannerRequest>(&req).map(|m| Reply::of(&app.on_get_scanner(&m)))
             }
             "RPC_RRDB_RRDB_SCAN" => {
-                return arg::<rrdb::ScanRequest>(&req)
-                    .map(|m| Reply::of(&app.on_scan(&m)))
-                    .or_else(bad)
+                arg::<rrdb::ScanRequest>(&req).map(|m| Reply::of(&app.on_scan(&m)))
             }
-            "RPC_RRDB_RRDB_PUT" => arg(&req).map(WriteRequest::Put),
-            "RPC_RRDB_RRDB_MULTI_PUT" => arg(&req).map(WriteRequest::MultiPut),
-            "RPC_RRDB_RRDB_REMOVE" => arg(&req).map(WriteRequest::Remove),
-            "RPC_RRDB_RRDB_MULTI_REMOVE" => arg(&req).map(WriteRequest::MultiRemove),
-            "RPC_RRDB_RRDB_INCR" => arg(&req).map(WriteRequest::Incr),
-            "RPC_RRDB_RRDB_CHECK_AND_SET" => arg(&req).map(WriteRequest::CheckAndSet),
-            "RPC_RRDB_RRDB_CHECK_AND_MUTATE" => arg(&req).map(WriteRequest::CheckAndMutate),
-            _ => return Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
+            _ => {
+                // A write: check it decodes, then hand its raw body to 2PC.
+                if replica::decode_update(&MutationUpdate {
+                    code: req.name.clone(),
+                    serialization_type: 1,
+                    data: req.body.clone(),
+                })
+                .is_none()
+                {
+                    return Some(
+                        if name.ends_with("DUPLICATE") || name.ends_with("BULK_LOAD") {
+                            Reply::err("ERR_HANDLER_NOT_FOUND")
+                        } else if is_write(name) {
+                            Reply::err("ERR_INVALID_DATA")
+                        } else {
+                            Reply::err("ERR_HANDLER_NOT_FOUND")
+                        },
+                    );
+                }
+                if !r.is_primary() {
+                    return Some(Reply::err("ERR_INVALID_STATE"));
+                }
+                if req.body.len() > self.opts.max_allowed_write_size {
+                    return Some(Reply::err("ERR_INVALID_DATA"));
+                }
+                let update = MutationUpdate {
+                    code: req.name.clone(),
+                    serialization_type: 1,
+                    data: req.body,
+                };
+                return Some(match r.write(update).await {
+                    Ok(WriteResponse::Update(u)) => Reply::of(&u),
+                    Ok(WriteResponse::MultiRemove(u)) => Reply::of(&u),
+                    Ok(WriteResponse::Incr(u)) => Reply::of(&u),
+                    Ok(WriteResponse::CheckAndSet(u)) => Reply::of(&u),
+                    Ok(WriteResponse::CheckAndMutate(u)) => Reply::of(&u),
+                    Err(e) => Reply::err(e),
+                });
+            }
         };
-        if req.body.len() > self.opts.max_allowed_write_size {
-            return Some(Reply::err("ERR_INVALID_DATA"));
+        if !readable {
+            return Some(Reply::err("ERR_INVALID_STATE"));
         }
-        let Some(write) = write else { return bad() };
-        let resp = r.write(write).await?;
-        Some(match resp {
-            WriteResponse::Update(u) => Reply::of(&u),
-            WriteResponse::MultiRemove(u) => Reply::of(&u),
-            WriteResponse::Incr(u) => Reply::of(&u),
-            WriteResponse::CheckAndSet(u) => Reply::of(&u),
-            WriteResponse::CheckAndMutate(u) => Reply::of(&u),
-        })
+        read.or_else(bad)
     }
+
+    async fn on_prepare(&self, req: &Request) -> Reply {
+        let Some((gpid, cfg, m)) = parse_prepare(&req.body) else {
+            return Reply::err("ERR_INVALID_DATA");
+        };
+        let ack = |err: ErrorCode, ballot: i64, decree: i64, committed: i64| PrepareAck {
+            pid: Some(gpid),
+            err: Some(err),
+            ballot: Some(ballot),
+            decree: Some(decree),
+            last_committed_decree_in_app: Some(committed),
+            last_committed_decree_in_prepare_list: Some(committed),
+            receive_timestamp: None,
+            response_timestamp: None,
+        };
+        let Some(r) = self.replica(gpid.app_id, gpid.partition_index) else {
+            return Reply::of(&ack(ErrorCode::OBJECT_NOT_FOUND, 0, m.decree, 0));
+        };
+        let status = if cfg.status == Some(PartitionStatus::PS_POTENTIAL_SECONDARY) {
+            Status::PotentialSecondary
+        } else {
+            Status::Secondary
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let decree = m.decree;
+        r.send(Input::Prepare {
+            from: cfg.primary.map(|a| a.0).unwrap_or(0),
+            receiver_status: status,
+            signature: cfg.learner_signature.unwrap_or(0),
+            mutation: m,
+            reply: tx,
+        });
+        match rx.await {
+            Ok((e, ballot, d, committed)) => {
+                let err = match e {
+                    AckError::Ok => ErrorCode::OK,
+                    AckError::TryAgain => ErrorCode::TRY_AGAIN,
+                    AckError::Failed => ErrorCode::INVALID_STATE,
+                };
+                Reply::of(&ack(err, ballot, d, committed))
+            }
+            // A stale prepare gets no answer; the sender times out.
+            Err(_) => Reply::of(&ack(ErrorCode::INVALID_STATE, 0, decree, 0)),
+        }
+    }
+
+    async fn on_proposal(&self, req: &Request) {
+        let Some(p) = arg::<ConfigurationUpdateRequest>(req) else {
+            return;
+        };
+        if !self.meta_connected.load(Ordering::SeqCst) {
+            return;
+        }
+        let (Some(info), Some(cfg)) = (p.info, p.config) else {
+            return;
+        };
+        let Some(pid) = cfg.pid else { return };
+        let Some(kind) = p.type_.and_then(|t| ConfigKind::from_i32(t.0)) else {
+            return;
+        };
+        let node = p.node.map(|a| a.0).unwrap_or(0);
+        let r = match self.replica(pid.app_id, pid.partition_index) {
+            Some(r) => r,
+            None if kind == ConfigKind::AssignPrimary => {
+                match self.ensure_replica(&info, pid.partition_index).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        error!("cannot create replica {pid}: {e}");
+                        return;
+                    }
+                }
+            }
+            None => return,
+        };
+        r.send(Input::Proposal {
+            kind,
+            node,
+            config: membership_of(&cfg),
+            info: Box::new(info),
+        });
+    }
+
+    async fn on_add_learner(&self, req: &Request) {
+        let Some(g) = arg::<GroupCheckRequest>(req) else {
+            return;
+        };
+        let (Some(info), Some(cfg)) = (g.app, g.config) else {
+            return;
+        };
+        let Some(pid) = cfg.pid else { return };
+        if info.app_id != Some(pid.app_id) {
+            return;
+        }
+        let r = match self.ensure_replica(&info, pid.partition_index).await {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cannot create learner replica {pid}: {e}");
+                return;
+            }
+        };
+        r.send(Input::AddLearner {
+            from: cfg.primary.map(|a| a.0).unwrap_or(0),
+            ballot: cfg.ballot.unwrap_or(0),
+            signature: cfg.learner_signature.unwrap_or(0),
+        });
+    }
+
+    async fn on_learn(&self, req: &Request) -> Reply {
+        let Some(l) = arg::<LearnRequest>(req) else {
+            return Reply::err("ERR_INVALID_DATA");
+        };
+        let pid = l.pid.unwrap_or_default();
+        let mut resp = LearnResponse {
+            err: Some(ErrorCode::OK),
+            config: None,
+            last_committed_decree: Some(0),
+            prepare_start_decree: Some(-1),
+            type_: Some(LearnType::LT_INVALID),
+            state: Some(LearnState::default()),
+            learnee: Some(self.net.me),
+            base_local_dir: Some(String::new()),
+            replica_disk_tag: Some("default".into()),
+            hp_learnee: None,
+        };
+        let Some(r) = self.replica(pid.app_id, pid.partition_index) else {
+            resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+            return Reply::of(&resp);
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        r.send(Input::LearnRequest {
+            learner: l.learner.map(|a| a.0).unwrap_or(0),
+            signature: l.signature.unwrap_or(0),
+            committed: l.last_committed_decree_in_app.unwrap_or(0),
+            reply: tx,
+        });
+        match rx.await {
+            Ok(LearnAnswer::Error(e)) => resp.err = Some(ErrorCode::from_name(e)),
+            Ok(LearnAnswer::Cache {
+                mutations,
+                prepare_start,
+                committed,
+            }) => {
+                let mut meta = Vec::new();
+                for m in &mutations {
+                    m.encode(&mut meta);
+                }
+                resp.type_ = Some(LearnType::LT_CACHE);
+                resp.prepare_start_decree = Some(prepare_start);
+                resp.last_committed_decree = Some(committed);
+                resp.state = Some(LearnState {
+                    from_decree_excluded: Some(
+                        mutations.first().map(|m| m.decree - 1).unwrap_or(committed),
+                    ),
+                    to_decree_included: Some(committed),
+                    meta: Some(Blob(meta)),
+                    files: Some(Vec::new()),
+                    learn_start_decree: Some(l.last_committed_decree_in_app.unwrap_or(0) + 1),
+                    file_sizes: None,
+                    file_checksums: None,
+                });
+            }
+            Ok(LearnAnswer::App {
+                learnee,
+                dir,
+                files,
+                decree,
+            }) => {
+                resp.type_ = Some(LearnType::LT_APP);
+                resp.last_committed_decree = Some(decree);
+                resp.learnee = Some(RpcAddress(learnee));
+                resp.base_local_dir = Some(dir);
+                resp.state = Some(LearnState {
+                    from_decree_excluded: Some(0),
+                    to_decree_included: Some(decree),
+                    meta: Some(Blob(Vec::new())),
+                    files: Some(files),
+                    learn_start_decree: None,
+                    file_sizes: None,
+                    file_checksums: None,
+                });
+            }
+            Err(_) => resp.err = Some(ErrorCode::INVALID_STATE),
+        }
+        Reply::of(&resp)
+    }
+
+    async fn on_learn_completion(&self, req: &Request) -> Reply {
+        let Some(g) = arg::<GroupCheckResponse>(req) else {
+            return Reply::err("ERR_INVALID_DATA");
+        };
+        let pid = g.pid.unwrap_or_default();
+        let signature = g.learner_signature.unwrap_or(0);
+        let mut resp = LearnNotifyResponse {
+            pid: Some(pid),
+            err: Some(ErrorCode::OK),
+            signature: Some(signature),
+        };
+        let Some(r) = self.replica(pid.app_id, pid.partition_index) else {
+            resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+            return Reply::of(&resp);
+        };
+        if g.learner_status_ != Some(LearnerStatus::LEARNING_SUCCEEDED) {
+            resp.err = Some(ErrorCode::INVALID_STATE);
+            return Reply::of(&resp);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        r.send(Input::LearnCompletion {
+            learner: g.node.map(|a| a.0).unwrap_or(0),
+            signature,
+            reply: tx,
+        });
+        if !rx.await.unwrap_or(false) {
+            resp.err = Some(ErrorCode::LEARNER_NOT_FOUND);
+        }
+        Reply::of(&resp)
+    }
+
+    fn on_remove_replica(&self, req: &Request) {
+        let Some(c) = arg::<ReplicaConfiguration>(req) else {
+            return;
+        };
+        let pid = c.pid.unwrap_or_default();
+        if let Some(r) = self.replica(pid.app_id, pid.partition_index) {
+            r.send(Input::Remove {
+                ballot: c.ballot.unwrap_or(0),
+            });
+        }
+    }
+
+    /// NFS serving is limited to this server's replica directories.
+    fn nfs_allowed(&self, dir: &str) -> bool {
+        let p = Path::new(dir);
+        p.is_absolute() == self.reps_dir().is_absolute()
+            && p.starts_with(self.reps_dir())
+            && !p
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+    }
+}
+
+fn is_write(name: &str) -> bool {
+    matches!(
+        name,
+        "RPC_RRDB_RRDB_PUT"
+            | "RPC_RRDB_RRDB_MULTI_PUT"
+            | "RPC_RRDB_RRDB_REMOVE"
+            | "RPC_RRDB_RRDB_MULTI_REMOVE"
+            | "RPC_RRDB_RRDB_INCR"
+            | "RPC_RRDB_RRDB_CHECK_AND_SET"
+            | "RPC_RRDB_RRDB_CHECK_AND_MUTATE"
+    )
 }
 
 impl Handler for ReplicaStub {
@@ -460,6 +1146,46 @@ impl Handler for ReplicaStub {
                 return self.handle_rrdb(req).await;
             }
             match req.name.as_str() {
+                "RPC_PREPARE" => Some(self.on_prepare(&req).await),
+                "RPC_CONFIG_PROPOSAL" => {
+                    self.on_proposal(&req).await;
+                    None
+                }
+                "RPC_LEARN_ADD_LEARNER" => {
+                    self.on_add_learner(&req).await;
+                    None
+                }
+                "RPC_LEARN" => Some(self.on_learn(&req).await),
+                "RPC_LEARN_COMPLETION_NOTIFY" => Some(self.on_learn_completion(&req).await),
+                "RPC_REMOVE_REPLICA" => {
+                    self.on_remove_replica(&req);
+                    None
+                }
+                "RPC_NFS_GET_FILE_SIZE" => Some(match arg::<GetFileSizeRequest>(&req) {
+                    Some(r) if self.nfs_allowed(r.source_dir.as_deref().unwrap_or("")) => {
+                        let resp =
+                            tokio::task::spawn_blocking(move || super::nfs::on_get_file_size(&r))
+                                .await;
+                        match resp {
+                            Ok(resp) => Reply::of(&resp),
+                            Err(_) => Reply::err("ERR_UNKNOWN"),
+                        }
+                    }
+                    Some(_) => Reply::err("ERR_INVALID_PARAMETERS"),
+                    None => Reply::err("ERR_INVALID_DATA"),
+                }),
+                "RPC_NFS_COPY" => Some(match arg::<CopyRequest>(&req) {
+                    Some(r) if self.nfs_allowed(r.source_dir.as_deref().unwrap_or("")) => {
+                        let resp =
+                            tokio::task::spawn_blocking(move || super::nfs::on_copy(&r)).await;
+                        match resp {
+                            Ok(resp) => Reply::of(&resp),
+                            Err(_) => Reply::err("ERR_UNKNOWN"),
+                        }
+                    }
+                    Some(_) => Reply::err("ERR_INVALID_PARAMETERS"),
+                    None => Reply::err("ERR_INVALID_DATA"),
+                }),
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),
                 "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "replica")),
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),

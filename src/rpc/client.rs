@@ -109,6 +109,37 @@ impl RpcClient {
         Ok(Conn { tx, pending })
     }
 
+    /// Sends a one-way request (no reply is expected, e.g. RPC_CONFIG_PROPOSAL).
+    pub async fn send_oneway(
+        &self,
+        name: &str,
+        app_id: i32,
+        partition_index: i32,
+        arg: &ReplyValue,
+    ) -> Result<(), CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode_rdsn_request(
+            id,
+            name,
+            app_id,
+            partition_index,
+            self.self_address,
+            5000,
+            arg,
+        );
+        let mut guard = self.conn.lock().await;
+        let alive = guard.as_ref().map(|c| !c.tx.is_closed()).unwrap_or(false);
+        if !alive {
+            *guard = Some(self.connect().await?);
+        }
+        let conn = guard.as_ref().ok_or(CallError::ConnectionLost)?;
+        if conn.tx.send(bytes).is_err() {
+            *guard = None;
+            return Err(CallError::ConnectionLost);
+        }
+        Ok(())
+    }
+
     /// Sends one request and waits for its reply.
     pub async fn call(
         &self,
@@ -118,15 +149,30 @@ impl RpcClient {
         arg: &ReplyValue,
         timeout: Duration,
     ) -> Result<RdsnReply, CallError> {
+        let mut body = Vec::new();
+        frame::wrap_field0(arg, &mut body);
+        self.call_raw(name, app_id, partition_index, body, timeout)
+            .await
+    }
+
+    /// Sends one request with a ready-made body and waits for its reply.
+    pub async fn call_raw(
+        &self,
+        name: &str,
+        app_id: i32,
+        partition_index: i32,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<RdsnReply, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = frame::encode_rdsn_request(
+        let bytes = frame::encode_rdsn_request_body(
             id,
             name,
             app_id,
             partition_index,
             self.self_address,
             timeout.as_millis() as i32,
-            arg,
+            &body,
         );
         let (wtx, wrx) = oneshot::channel();
         {

@@ -445,6 +445,27 @@ pub fn encode_rdsn_request(
 ) -> Vec<u8> {
     let mut body = Vec::new();
     wrap_field0(arg, &mut body);
+    encode_rdsn_request_body(
+        id,
+        name,
+        app_id,
+        partition_index,
+        from_address,
+        timeout_ms,
+        &body,
+    )
+}
+
+/// Encodes an RDSN request whose body is already laid out (e.g. RPC_PREPARE's sequence).
+pub fn encode_rdsn_request_body(
+    id: u64,
+    name: &str,
+    app_id: i32,
+    partition_index: i32,
+    from_address: u64,
+    timeout_ms: i32,
+    body: &[u8],
+) -> Vec<u8> {
     let mut out = rdsn_header(&RdsnHeader {
         body_len: body.len() as u32,
         id,
@@ -460,7 +481,7 @@ pub fn encode_rdsn_request(
         partition_hash: 0,
         error: None,
     });
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     out
 }
 

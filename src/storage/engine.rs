@@ -281,9 +281,11 @@ impl PegasusDb {
     }
 
     fn write_options(&self) -> WriteOptions {
-        // The private mutation log is not written yet, so RocksDB's own WAL keeps acknowledged
-        // writes durable until it is; upstream runs with the WAL off and replays its plog.
-        WriteOptions::default()
+        // The private mutation log is the write-ahead log: after a crash the database is at
+        // its last flush and the log is replayed from there, as upstream.
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        w
     }
 
     fn meta_cf(&self) -> Result<&rocksdb::ColumnFamily> {

@@ -1,0 +1,1144 @@
+//! The PacificA state machine of one partition replica, free of I/O: events in (client
+//! writes, prepares and acks, log completions, meta configurations, learning messages, timer
+//! ticks), actions out (log appends, applies, sends, replies, proposals to the meta). The
+//! runtime performs the actions and feeds completions back; the simulator drives the same code.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::mutation::{Mutation, MutationUpdate};
+
+/// A replica server, by its rpc_address value.
+pub type Node = u64;
+
+/// Identifies a pending reply held by the runtime (a client write or a prepare to answer).
+pub type Token = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Not serving; `transient` when it was a member and may come back at the same ballot.
+    Inactive {
+        transient: bool,
+    },
+    Primary,
+    Secondary,
+    PotentialSecondary,
+    Error,
+}
+
+/// Membership changes a replica proposes to the meta (upstream config_type values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    AssignPrimary = 1,
+    UpgradeToPrimary = 2,
+    AddSecondary = 3,
+    UpgradeToSecondary = 4,
+    DowngradeToSecondary = 5,
+    DowngradeToInactive = 6,
+    Remove = 7,
+    AddSecondaryForLb = 8,
+    PrimaryForceUpdateBallot = 9,
+}
+
+impl ConfigKind {
+    pub fn from_i32(v: i32) -> Option<ConfigKind> {
+        use ConfigKind::*;
+        Some(match v {
+            1 => AssignPrimary,
+            2 => UpgradeToPrimary,
+            3 => AddSecondary,
+            4 => UpgradeToSecondary,
+            5 => DowngradeToSecondary,
+            6 => DowngradeToInactive,
+            7 => Remove,
+            8 => AddSecondaryForLb,
+            9 => PrimaryForceUpdateBallot,
+            _ => return None,
+        })
+    }
+}
+
+/// A partition configuration as the replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Membership {
+    pub ballot: i64,
+    pub primary: Node,
+    pub secondaries: Vec<Node>,
+    pub max_replica_count: i32,
+}
+
+/// How a prepare or learn request went, as seen by the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    Ok,
+    /// Retry soon (learner not ready yet, or transient inactive).
+    TryAgain,
+    /// The member cannot take this prepare; the primary removes it.
+    Failed,
+}
+
+/// How a learner catches up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LearnPlan {
+    /// Committed mutations from the primary's memory; prepares follow from `prepare_start`.
+    Cache {
+        mutations: Vec<Mutation>,
+        prepare_start: i64,
+    },
+    /// A checkpoint to copy first; a new learning round follows.
+    App,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    AppendLog(Mutation),
+    /// Commit: apply to storage, then answer the client if `token` is set.
+    Apply {
+        mutation: Mutation,
+        token: Option<Token>,
+    },
+    RejectClient {
+        token: Token,
+        error: &'static str,
+    },
+    SendPrepare {
+        to: Node,
+        ballot: i64,
+        /// The status the receiver must have (Secondary or PotentialSecondary).
+        receiver_status: Status,
+        signature: i64,
+        mutation: Mutation,
+    },
+    ReplyPrepare {
+        token: Token,
+        error: AckError,
+        decree: i64,
+    },
+    ProposeToMeta {
+        kind: ConfigKind,
+        node: Node,
+        new: Membership,
+    },
+    /// Ask `to` to learn from us (RPC_LEARN_ADD_LEARNER).
+    SendAddLearner {
+        to: Node,
+        ballot: i64,
+        signature: i64,
+    },
+    /// Learner: send RPC_LEARN to the primary.
+    SendLearn {
+        to: Node,
+        signature: i64,
+        committed: i64,
+    },
+    /// Primary: answer a learn request with this plan (App: the runtime makes a checkpoint).
+    ReplyLearn {
+        token: Token,
+        learner: Node,
+        signature: i64,
+        plan: Result<LearnPlan, &'static str>,
+    },
+    /// Learner: tell the primary learning succeeded (RPC_LEARN_COMPLETION_NOTIFY).
+    SendLearnCompletion {
+        to: Node,
+        signature: i64,
+        committed: i64,
+    },
+    /// Primary: tell a removed member to close (RPC_REMOVE_REPLICA).
+    SendRemoveReplica {
+        to: Node,
+        ballot: i64,
+    },
+    /// Persist the new ballot (`.init-info`).
+    PersistBallot(i64),
+    /// The learner's local state is discarded (checkpoint about to be installed).
+    ResetForLearning,
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    m: Mutation,
+    logged: bool,
+    acked: BTreeSet<Node>,
+    /// Sent time (ms) per member still owing an ack.
+    waiting: BTreeMap<Node, i64>,
+    /// Secondary: the prepare to answer once logged.
+    reply: Option<Token>,
+}
+
+#[derive(Debug, Clone)]
+struct Learner {
+    signature: i64,
+    prepare_start: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnStage {
+    WithoutPrepare,
+    WithPrepare,
+    Succeeded,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    kind: ConfigKind,
+    node: Node,
+    new: Membership,
+    sent_ms: i64,
+}
+
+/// Tunables (upstream `[replication]` keys).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mutation_2pc_min_replica_count: usize,
+    pub staleness_for_commit: i64,
+    pub prepare_timeout_ms: i64,
+    pub learner_prepare_timeout_ms: i64,
+    pub config_retry_ms: i64,
+    /// Committed mutations kept in memory for LT_CACHE learning.
+    pub cache_max_mutations: usize,
+    pub cache_max_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mutation_2pc_min_replica_count: 2,
+            staleness_for_commit: 20,
+            prepare_timeout_ms: 3000,
+            learner_prepare_timeout_ms: 5000,
+            config_retry_ms: 1000,
+            cache_max_mutations: 50_000,
+            cache_max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The replica state machine.
+pub struct Core {
+    pub app_id: i32,
+    pub pidx: i32,
+    pub me: Node,
+    pub status: Status,
+    pub membership: Membership,
+    pub last_committed: i64,
+    opts: Options,
+    prepared: BTreeMap<i64, Prepared>,
+    cache: VecDeque<Mutation>,
+    cache_bytes: usize,
+    learners: BTreeMap<Node, Learner>,
+    next_learning_version: i64,
+    pending: Option<Pending>,
+    waiters: BTreeMap<i64, Token>,
+    last_timestamp: i64,
+    now_ms: i64,
+    /// Learner side: (signature, stage).
+    learning: Option<(i64, LearnStage)>,
+    /// After a restart: the meta still names us primary, so fence with a new ballot first.
+    initializing: bool,
+}
+
+impl Core {
+    /// A replica loaded at `ballot` with `last_committed` applied, not serving yet.
+    pub fn new(
+        app_id: i32,
+        pidx: i32,
+        me: Node,
+        ballot: i64,
+        last_committed: i64,
+        opts: Options,
+    ) -> Core {
+        Core {
+            app_id,
+            pidx,
+            me,
+            status: Status::Inactive { transient: false },
+            membership: Membership {
+                ballot,
+                ..Membership::default()
+            },
+            last_committed,
+            opts,
+            prepared: BTreeMap::new(),
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            learners: BTreeMap::new(),
+            next_learning_version: (ballot << 32) + 1,
+            pending: None,
+            waiters: BTreeMap::new(),
+            last_timestamp: 0,
+            now_ms: 0,
+            learning: None,
+            initializing: true,
+        }
+    }
+
+    pub fn ballot(&self) -> i64 {
+        self.membership.ballot
+    }
+
+    pub fn max_prepared(&self) -> i64 {
+        self.prepared
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.last_committed)
+            .max(self.last_committed)
+    }
+
+    pub fn is_serving_writes(&self) -> bool {
+        self.status == Status::Primary && self.pending.is_none()
+    }
+
+    pub fn learner_count(&self) -> usize {
+        self.learners.len()
+    }
+
+    /// Feeds a mutation found in the log at start-up ("prepare in inactive mode").
+    pub fn replay(&mut self, m: Mutation, out: &mut Vec<Action>) {
+        if m.ballot > self.membership.ballot {
+            self.membership.ballot = m.ballot;
+        }
+        if m.decree <= self.last_committed {
+            return;
+        }
+        if let Some(p) = self.prepared.get(&m.decree) {
+            if p.m.ballot >= m.ballot {
+                return;
+            }
+        }
+        let commit_to = m.last_committed_decree;
+        self.prepared.insert(
+            m.decree,
+            Prepared {
+                m,
+                logged: true,
+                acked: BTreeSet::new(),
+                waiting: BTreeMap::new(),
+                reply: None,
+            },
+        );
+        self.commit_to(commit_to, out);
+    }
+
+    fn set_ballot(&mut self, ballot: i64, out: &mut Vec<Action>) {
+        if ballot > self.membership.ballot {
+            self.membership.ballot = ballot;
+            self.next_learning_version = (ballot << 32) + 1;
+            out.push(Action::PersistBallot(ballot));
+        }
+    }
+
+    fn members_but_me(&self) -> Vec<Node> {
+        self.membership
+            .secondaries
+            .iter()
+            .copied()
+            .filter(|n| *n != self.me)
+            .collect()
+    }
+
+    // ---- primary: client writes and 2PC ------------------------------------------------
+
+    pub fn on_client_write(
+        &mut self,
+        token: Token,
+        update: MutationUpdate,
+        now_us: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary || self.pending.is_some() {
+            out.push(Action::RejectClient {
+                token,
+                error: "ERR_INVALID_STATE",
+            });
+            return;
+        }
+        if 1 + self.membership.secondaries.len() < self.opts.mutation_2pc_min_replica_count {
+            out.push(Action::RejectClient {
+                token,
+                error: "ERR_NOT_ENOUGH_MEMBER",
+            });
+            return;
+        }
+        let decree = self.max_prepared() + 1;
+        if decree > self.last_committed + self.opts.staleness_for_commit {
+            out.push(Action::RejectClient {
+                token,
+                error: "ERR_CAPACITY_EXCEEDED",
+            });
+            return;
+        }
+        self.last_timestamp = now_us.max(self.last_timestamp + 1);
+        let m = Mutation {
+            app_id: self.app_id,
+            partition_index: self.pidx,
+            ballot: self.membership.ballot,
+            decree,
+            log_offset: 0,
+            last_committed_decree: self.last_committed,
+            timestamp: self.last_timestamp,
+            updates: vec![update],
+        };
+        self.waiters.insert(decree, token);
+        self.propose(m, out);
+    }
+
+    /// Puts a mutation in the prepare list and sends it to every member that must ack it.
+    fn propose(&mut self, m: Mutation, out: &mut Vec<Action>) {
+        let decree = m.decree;
+        let mut waiting = BTreeMap::new();
+        for n in self.members_but_me() {
+            waiting.insert(n, self.now_ms);
+            out.push(Action::SendPrepare {
+                to: n,
+                ballot: self.membership.ballot,
+                receiver_status: Status::Secondary,
+                signature: 0,
+                mutation: m.clone(),
+            });
+        }
+        for (n, l) in &self.learners {
+            if l.prepare_start.is_some_and(|s| s <= decree) {
+                waiting.insert(*n, self.now_ms);
+                out.push(Action::SendPrepare {
+                    to: *n,
+                    ballot: self.membership.ballot,
+                    receiver_status: Status::PotentialSecondary,
+                    signature: l.signature,
+                    mutation: m.clone(),
+                });
+            }
+        }
+        out.push(Action::AppendLog(m.clone()));
+        self.prepared.insert(
+            decree,
+            Prepared {
+                m,
+                logged: false,
+                acked: BTreeSet::new(),
+                waiting,
+                reply: None,
+            },
+        );
+    }
+
+    /// The runtime finished appending this mutation to the log.
+    pub fn on_log_appended(&mut self, decree: i64, ballot: i64, out: &mut Vec<Action>) {
+        let Some(p) = self.prepared.get_mut(&decree) else {
+            return;
+        };
+        if p.m.ballot != ballot {
+            return;
+        }
+        p.logged = true;
+        match self.status {
+            Status::Primary => self.try_commit(out),
+            Status::Secondary | Status::PotentialSecondary => {
+                let commit_to = p.m.last_committed_decree;
+                if let Some(t) = p.reply.take() {
+                    out.push(Action::ReplyPrepare {
+                        token: t,
+                        error: AckError::Ok,
+                        decree,
+                    });
+                }
+                self.commit_to(commit_to, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn try_commit(&mut self, out: &mut Vec<Action>) {
+        if self.status != Status::Primary {
+            return;
+        }
+        loop {
+            let d = self.last_committed + 1;
+            let Some(p) = self.prepared.get(&d) else {
+                break;
+            };
+            let ready = p.logged && p.waiting.is_empty();
+            if !ready {
+                break;
+            }
+            self.commit_one(d, out);
+        }
+    }
+
+    fn commit_one(&mut self, d: i64, out: &mut Vec<Action>) {
+        let Some(p) = self.prepared.remove(&d) else {
+            return;
+        };
+        self.last_committed = d;
+        let token = self.waiters.remove(&d);
+        self.cache_bytes += p.m.encoded_len();
+        self.cache.push_back(p.m.clone());
+        while self.cache.len() > self.opts.cache_max_mutations
+            || self.cache_bytes > self.opts.cache_max_bytes
+        {
+            match self.cache.pop_front() {
+                Some(old) => self.cache_bytes = self.cache_bytes.saturating_sub(old.encoded_len()),
+                None => break,
+            }
+        }
+        out.push(Action::Apply {
+            mutation: p.m,
+            token,
+        });
+    }
+
+    /// Non-primary commit up to `decree` (piggy-backed by the primary), as far as logged.
+    fn commit_to(&mut self, decree: i64, out: &mut Vec<Action>) {
+        while self.last_committed < decree {
+            let d = self.last_committed + 1;
+            match self.prepared.get(&d) {
+                Some(p) if p.logged => self.commit_one(d, out),
+                _ => break,
+            }
+        }
+    }
+
+    pub fn on_prepare_ack(
+        &mut self,
+        from: Node,
+        ballot: i64,
+        decree: i64,
+        error: AckError,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary || ballot != self.membership.ballot {
+            return;
+        }
+        match error {
+            AckError::Ok => {
+                if let Some(p) = self.prepared.get_mut(&decree) {
+                    if p.waiting.remove(&from).is_some() {
+                        p.acked.insert(from);
+                    }
+                }
+                self.try_commit(out);
+            }
+            AckError::TryAgain => {
+                // Re-sent on a later tick; mark the send time so the timeout still applies.
+                if let Some(p) = self.prepared.get_mut(&decree) {
+                    if let Some(t) = p.waiting.get_mut(&from) {
+                        *t = (*t).min(self.now_ms);
+                    }
+                }
+            }
+            AckError::Failed => self.member_failed(from, out),
+        }
+    }
+
+    /// A member could not take a prepare: drop a learner, or propose removing a secondary.
+    pub fn member_failed(&mut self, node: Node, out: &mut Vec<Action>) {
+        if self.status != Status::Primary {
+            return;
+        }
+        if self.learners.remove(&node).is_some() {
+            for p in self.prepared.values_mut() {
+                p.waiting.remove(&node);
+            }
+            self.try_commit(out);
+            return;
+        }
+        if self.pending.is_some() || !self.membership.secondaries.contains(&node) {
+            return;
+        }
+        let mut new = self.membership.clone();
+        new.secondaries.retain(|n| *n != node);
+        self.start_reconfig(ConfigKind::DowngradeToInactive, node, new, out);
+    }
+
+    fn start_reconfig(
+        &mut self,
+        kind: ConfigKind,
+        node: Node,
+        mut new: Membership,
+        out: &mut Vec<Action>,
+    ) {
+        new.ballot = self.membership.ballot + 1;
+        self.pending = Some(Pending {
+            kind,
+            node,
+            new: new.clone(),
+            sent_ms: self.now_ms,
+        });
+        out.push(Action::ProposeToMeta { kind, node, new });
+    }
+
+    // ---- configuration from the meta --------------------------------------------------
+
+    /// The meta answered our proposal (ERR_OK or ERR_INVALID_VERSION) with this config.
+    pub fn on_proposal_reply(&mut self, accepted: bool, config: Membership, out: &mut Vec<Action>) {
+        let Some(p) = self.pending.take() else {
+            self.on_config(config, out);
+            return;
+        };
+        if accepted && p.kind == ConfigKind::Remove && config.ballot == p.new.ballot {
+            out.push(Action::SendRemoveReplica {
+                to: p.node,
+                ballot: config.ballot,
+            });
+        }
+        if accepted && p.kind == ConfigKind::PrimaryForceUpdateBallot {
+            self.initializing = false;
+        }
+        self.on_config(config, out);
+    }
+
+    /// The meta could not be reached or refused for another reason: retry later.
+    pub fn on_proposal_failed(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.sent_ms = self.now_ms;
+        }
+    }
+
+    /// Adopts a configuration (from config sync, a proposal, or a meta reply).
+    pub fn on_config(&mut self, c: Membership, out: &mut Vec<Action>) {
+        if c.ballot < self.membership.ballot {
+            return;
+        }
+        let is_primary = c.primary == self.me;
+        let is_secondary = c.secondaries.contains(&self.me);
+        if c.ballot == self.membership.ballot {
+            // Same ballot: only the transitions upstream allows.
+            match (self.status, is_primary, is_secondary) {
+                (Status::Primary, true, _) | (Status::Secondary, _, true) => {
+                    self.membership = c;
+                    return;
+                }
+                (Status::Inactive { transient: true }, true, _) => {}
+                (Status::Inactive { transient: true }, _, true) => {}
+                (Status::Inactive { transient: false }, true, _) if self.initializing => {
+                    // Restarted while still primary: fence the old incarnation first.
+                    if self.pending.is_none() {
+                        self.membership.primary = c.primary;
+                        self.membership.secondaries = c.secondaries.clone();
+                        self.membership.max_replica_count = c.max_replica_count;
+                        let new = c.clone();
+                        self.start_reconfig(
+                            ConfigKind::PrimaryForceUpdateBallot,
+                            self.me,
+                            new,
+                            out,
+                        );
+                    }
+                    return;
+                }
+                (Status::PotentialSecondary, false, false) => return,
+                _ => {
+                    self.membership.max_replica_count = c.max_replica_count;
+                    return;
+                }
+            }
+        }
+        if self.status == Status::PotentialSecondary && !is_primary && !is_secondary {
+            // Learners are not in the meta's configuration; the primary drives them.
+            return;
+        }
+        self.set_ballot(c.ballot, out);
+        self.membership = c;
+        if is_primary {
+            self.become_primary(out);
+        } else if is_secondary {
+            self.status = Status::Secondary;
+            self.learners.clear();
+            self.learning = None;
+        } else {
+            self.status = Status::Inactive { transient: false };
+            self.learners.clear();
+            self.learning = None;
+        }
+    }
+
+    /// Takes over as primary at the current ballot: re-proposes every uncommitted mutation
+    /// with the new ballot, filling gaps with empty writes (PacificA reconciliation).
+    fn become_primary(&mut self, out: &mut Vec<Action>) {
+        self.status = Status::Primary;
+        self.initializing = false;
+        self.learning = None;
+        let secondaries: BTreeSet<Node> = self.membership.secondaries.iter().copied().collect();
+        self.learners.retain(|n, _| !secondaries.contains(n));
+        let max = self.max_prepared();
+        let old: BTreeMap<i64, Prepared> = std::mem::take(&mut self.prepared);
+        for d in self.last_committed + 1..=max {
+            let mut m = match old.get(&d) {
+                Some(p) => p.m.clone(),
+                None => {
+                    Mutation::write_empty(self.app_id, self.pidx, 0, d, 0, self.last_timestamp + 1)
+                }
+            };
+            self.last_timestamp = self.last_timestamp.max(m.timestamp);
+            m.ballot = self.membership.ballot;
+            m.last_committed_decree = self.last_committed;
+            self.propose(m, out);
+        }
+        self.try_commit(out);
+    }
+
+    /// RPC_CONFIG_PROPOSAL from the meta.
+    pub fn on_meta_proposal(
+        &mut self,
+        kind: ConfigKind,
+        node: Node,
+        config: Membership,
+        out: &mut Vec<Action>,
+    ) {
+        if config.ballot < self.membership.ballot || self.pending.is_some() {
+            return;
+        }
+        if config.ballot > self.membership.ballot {
+            self.on_config(config.clone(), out);
+        }
+        match kind {
+            ConfigKind::AssignPrimary | ConfigKind::UpgradeToPrimary => {
+                if self.status == Status::Primary {
+                    return;
+                }
+                if kind == ConfigKind::UpgradeToPrimary && self.status != Status::Secondary {
+                    return;
+                }
+                let mut new = config;
+                new.primary = self.me;
+                new.secondaries.retain(|n| *n != self.me);
+                self.membership.ballot = new.ballot;
+                self.status = Status::Inactive { transient: true };
+                self.start_reconfig(kind, self.me, new, out);
+            }
+            ConfigKind::AddSecondary | ConfigKind::AddSecondaryForLb => {
+                if self.status != Status::Primary || config.ballot != self.membership.ballot {
+                    return;
+                }
+                if node == self.me || self.membership.secondaries.contains(&node) {
+                    return;
+                }
+                let limit = self.membership.max_replica_count.max(1) as usize
+                    - if kind == ConfigKind::AddSecondary {
+                        1
+                    } else {
+                        0
+                    };
+                let signature = match self.learners.get(&node) {
+                    Some(l) => l.signature,
+                    None => {
+                        if self.membership.secondaries.len() + self.learners.len() >= limit {
+                            return;
+                        }
+                        let s = self.next_learning_version;
+                        self.next_learning_version += 1;
+                        self.learners.insert(
+                            node,
+                            Learner {
+                                signature: s,
+                                prepare_start: None,
+                            },
+                        );
+                        s
+                    }
+                };
+                out.push(Action::SendAddLearner {
+                    to: node,
+                    ballot: self.membership.ballot,
+                    signature,
+                });
+            }
+            ConfigKind::DowngradeToInactive | ConfigKind::Remove => {
+                if self.status != Status::Primary || config.ballot != self.membership.ballot {
+                    return;
+                }
+                let mut new = self.membership.clone();
+                if new.primary == node {
+                    return;
+                }
+                new.secondaries.retain(|n| *n != node);
+                self.learners.remove(&node);
+                self.start_reconfig(kind, node, new, out);
+            }
+            ConfigKind::DowngradeToSecondary => {
+                if self.status != Status::Primary || node != self.me {
+                    return;
+                }
+                let mut new = self.membership.clone();
+                new.primary = 0;
+                new.secondaries.push(self.me);
+                self.start_reconfig(kind, node, new, out);
+            }
+            ConfigKind::UpgradeToSecondary | ConfigKind::PrimaryForceUpdateBallot => {}
+        }
+    }
+
+    // ---- secondary / learner side of 2PC -----------------------------------------------
+
+    pub fn on_prepare(
+        &mut self,
+        from: Node,
+        receiver_status: Status,
+        signature: i64,
+        m: Mutation,
+        token: Token,
+        out: &mut Vec<Action>,
+    ) {
+        let ballot = m.ballot;
+        if ballot < self.membership.ballot {
+            return; // stale primary: no reply, as upstream
+        }
+        if ballot > self.membership.ballot {
+            match (receiver_status, self.status) {
+                (Status::Secondary, Status::Error) => {}
+                (Status::Secondary, _) => {
+                    self.set_ballot(ballot, out);
+                    self.membership.primary = from;
+                    self.status = Status::Secondary;
+                    self.learning = None;
+                }
+                (Status::PotentialSecondary, Status::PotentialSecondary) => {
+                    self.set_ballot(ballot, out);
+                    self.membership.primary = from;
+                }
+                _ => {}
+            }
+        }
+        let reject = |error| Action::ReplyPrepare {
+            token,
+            error,
+            decree: m.decree,
+        };
+        match self.status {
+            Status::Secondary => {}
+            Status::PotentialSecondary => match self.learning {
+                Some((sig, _)) if sig != signature => return out.push(reject(AckError::Failed)),
+                Some((_, LearnStage::WithoutPrepare)) => {
+                    return out.push(reject(AckError::TryAgain))
+                }
+                Some(_) => {}
+                None => return out.push(reject(AckError::Failed)),
+            },
+            Status::Inactive { transient: true } => return out.push(reject(AckError::TryAgain)),
+            _ => return out.push(reject(AckError::Failed)),
+        }
+        if m.decree <= self.last_committed {
+            out.push(reject(AckError::Ok));
+            return;
+        }
+        if let Some(p) = self.prepared.get_mut(&m.decree) {
+            if p.m.ballot == m.ballot {
+                if p.logged {
+                    out.push(reject(AckError::Ok));
+                } else {
+                    p.reply = Some(token);
+                }
+                return;
+            }
+        }
+        // Commit what the primary says is committed before taking the new mutation.
+        let commit_to = m.last_committed_decree.min(m.decree - 1);
+        self.commit_to(commit_to, out);
+        // A higher-ballot mutation replaces whatever was prepared at or above its decree.
+        let stale: Vec<i64> = self
+            .prepared
+            .range(m.decree..)
+            .filter(|(_, p)| p.m.ballot < m.ballot)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in stale {
+            self.prepared.remove(&d);
+        }
+        out.push(Action::AppendLog(m.clone()));
+        self.prepared.insert(
+            m.decree,
+            Prepared {
+                m,
+                logged: false,
+                acked: BTreeSet::new(),
+                waiting: BTreeMap::new(),
+                reply: Some(token),
+            },
+        );
+    }
+
+    // ---- learning -------------------------------------------------------------------
+
+    /// RPC_LEARN_ADD_LEARNER: become a learner of `from` at `ballot` and start learning.
+    pub fn on_add_learner(
+        &mut self,
+        from: Node,
+        ballot: i64,
+        signature: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if ballot < self.membership.ballot {
+            return;
+        }
+        if matches!(self.status, Status::Primary | Status::Secondary)
+            && ballot == self.membership.ballot
+        {
+            return;
+        }
+        if self.status == Status::PotentialSecondary
+            && self.learning.map(|l| l.0) == Some(signature)
+        {
+            // Already learning this round; ask again (the primary may have lost our request).
+            out.push(Action::SendLearn {
+                to: from,
+                signature,
+                committed: self.last_committed,
+            });
+            return;
+        }
+        self.set_ballot(ballot, out);
+        self.membership.primary = from;
+        self.status = Status::PotentialSecondary;
+        self.learning = Some((signature, LearnStage::WithoutPrepare));
+        // Uncommitted local mutations are not trusted; learning brings the truth.
+        self.prepared.clear();
+        out.push(Action::SendLearn {
+            to: from,
+            signature,
+            committed: self.last_committed,
+        });
+    }
+
+    /// Primary: RPC_LEARN from a learner.
+    pub fn on_learn_request(
+        &mut self,
+        learner: Node,
+        signature: i64,
+        learner_committed: i64,
+        token: Token,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = |plan| Action::ReplyLearn {
+            token,
+            learner,
+            signature,
+            plan,
+        };
+        if self.status != Status::Primary {
+            return out.push(reply(Err("ERR_INVALID_STATE")));
+        }
+        let Some(l) = self.learners.get(&learner) else {
+            return out.push(reply(Err("ERR_OBJECT_NOT_FOUND")));
+        };
+        if l.signature != signature {
+            return out.push(reply(Err("ERR_WRONG_CHECKSUM")));
+        }
+        let start = learner_committed + 1;
+        let cache_covers = learner_committed <= self.last_committed
+            && (start > self.last_committed
+                || self.cache.front().is_some_and(|f| f.decree <= start));
+        if !cache_covers {
+            return out.push(reply(Ok(LearnPlan::App)));
+        }
+        let mutations: Vec<Mutation> = self
+            .cache
+            .iter()
+            .filter(|m| m.decree >= start)
+            .cloned()
+            .collect();
+        let prepare_start = self.last_committed + 1;
+        if let Some(l) = self.learners.get_mut(&learner) {
+            l.prepare_start = Some(prepare_start);
+        }
+        out.push(reply(Ok(LearnPlan::Cache {
+            mutations,
+            prepare_start,
+        })));
+        // From now on the learner takes part in 2PC: replay what is still uncommitted.
+        let pending: Vec<Mutation> = self.prepared.values().map(|p| p.m.clone()).collect();
+        for m in pending {
+            if let Some(p) = self.prepared.get_mut(&m.decree) {
+                p.waiting.insert(learner, self.now_ms);
+            }
+            out.push(Action::SendPrepare {
+                to: learner,
+                ballot: self.membership.ballot,
+                receiver_status: Status::PotentialSecondary,
+                signature,
+                mutation: m,
+            });
+        }
+    }
+
+    /// Learner: the primary's answer to RPC_LEARN.
+    pub fn on_learn_reply(
+        &mut self,
+        signature: i64,
+        plan: Result<LearnPlan, &'static str>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((sig, _)) = self.learning else {
+            return;
+        };
+        if sig != signature || self.status != Status::PotentialSecondary {
+            return;
+        }
+        match plan {
+            Ok(LearnPlan::Cache {
+                mutations,
+                prepare_start,
+            }) => {
+                for mut m in mutations {
+                    if m.decree <= self.last_committed {
+                        continue;
+                    }
+                    if m.decree != self.last_committed + 1 {
+                        // A hole: learn again from what we have.
+                        break;
+                    }
+                    m.last_committed_decree = m.decree;
+                    out.push(Action::AppendLog(m.clone()));
+                    self.last_committed = m.decree;
+                    out.push(Action::Apply {
+                        mutation: m,
+                        token: None,
+                    });
+                }
+                if self.last_committed >= prepare_start - 1 {
+                    self.learning = Some((sig, LearnStage::Succeeded));
+                    out.push(Action::SendLearnCompletion {
+                        to: self.membership.primary,
+                        signature: sig,
+                        committed: self.last_committed,
+                    });
+                } else {
+                    out.push(Action::SendLearn {
+                        to: self.membership.primary,
+                        signature: sig,
+                        committed: self.last_committed,
+                    });
+                }
+            }
+            Ok(LearnPlan::App) => out.push(Action::ResetForLearning),
+            Err(_) => {
+                self.status = Status::Inactive { transient: false };
+                self.learning = None;
+            }
+        }
+    }
+
+    /// Learner: a learned checkpoint at `decree` is installed; learn the rest.
+    pub fn on_checkpoint_installed(&mut self, decree: i64, out: &mut Vec<Action>) {
+        let Some((sig, _)) = self.learning else {
+            return;
+        };
+        self.prepared.clear();
+        self.last_committed = decree;
+        out.push(Action::SendLearn {
+            to: self.membership.primary,
+            signature: sig,
+            committed: decree,
+        });
+    }
+
+    /// Learner: copying or installing the checkpoint failed.
+    pub fn on_learn_failed(&mut self) {
+        if self.status == Status::PotentialSecondary {
+            self.status = Status::Inactive { transient: false };
+            self.learning = None;
+        }
+    }
+
+    /// Primary: a learner reports success; propose it as a secondary.
+    pub fn on_learn_completion(
+        &mut self,
+        learner: Node,
+        signature: i64,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if self.status != Status::Primary || self.pending.is_some() {
+            return false;
+        }
+        let ok = self
+            .learners
+            .get(&learner)
+            .is_some_and(|l| l.signature == signature && l.prepare_start.is_some());
+        if !ok {
+            return false;
+        }
+        let mut new = self.membership.clone();
+        new.secondaries.push(learner);
+        self.start_reconfig(ConfigKind::UpgradeToSecondary, learner, new, out);
+        true
+    }
+
+    /// RPC_REMOVE_REPLICA: the primary removed us at `ballot`.
+    pub fn on_remove(&mut self, ballot: i64, out: &mut Vec<Action>) {
+        if ballot < self.membership.ballot
+            || (ballot == self.membership.ballot && self.status == Status::PotentialSecondary)
+        {
+            return;
+        }
+        self.set_ballot(ballot, out);
+        self.status = Status::Inactive { transient: false };
+        self.learning = None;
+        self.learners.clear();
+    }
+
+    /// The meta's configuration no longer names this server: stop serving.
+    pub fn on_not_member(&mut self) {
+        if matches!(self.status, Status::Primary | Status::Secondary) && self.pending.is_none() {
+            self.status = Status::Inactive { transient: false };
+            self.learners.clear();
+        }
+    }
+
+    /// The server lost its meta lease: stop serving, keep the ballot.
+    pub fn on_meta_disconnected(&mut self) {
+        if matches!(self.status, Status::Primary | Status::Secondary) {
+            self.status = Status::Inactive { transient: true };
+        }
+    }
+
+    // ---- time -------------------------------------------------------------------------
+
+    /// Timer tick: prepare timeouts and proposal retries.
+    pub fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        if let Some(p) = self.pending.as_mut() {
+            if now_ms - p.sent_ms >= self.opts.config_retry_ms {
+                p.sent_ms = now_ms;
+                out.push(Action::ProposeToMeta {
+                    kind: p.kind,
+                    node: p.node,
+                    new: p.new.clone(),
+                });
+            }
+        }
+        if self.status != Status::Primary {
+            return;
+        }
+        let mut failed = BTreeSet::new();
+        let mut resend = Vec::new();
+        for p in self.prepared.values_mut() {
+            for (n, sent) in p.waiting.iter_mut() {
+                let learner = self.learners.get(n);
+                let timeout = if learner.is_some() {
+                    self.opts.learner_prepare_timeout_ms
+                } else {
+                    self.opts.prepare_timeout_ms
+                };
+                if now_ms - *sent >= timeout {
+                    failed.insert(*n);
+                } else if learner.is_some() && now_ms - *sent >= 100 {
+                    // Learners answer TryAgain until ready; keep offering the prepare.
+                    resend.push((*n, p.m.clone()));
+                }
+            }
+        }
+        for (n, m) in resend {
+            if let Some(l) = self.learners.get(&n) {
+                out.push(Action::SendPrepare {
+                    to: n,
+                    ballot: self.membership.ballot,
+                    receiver_status: Status::PotentialSecondary,
+                    signature: l.signature,
+                    mutation: m,
+                });
+            }
+        }
+        for n in failed {
+            self.member_failed(n, out);
+        }
+    }
+}
