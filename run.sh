@@ -148,6 +148,10 @@ write_instance_config() {
             -e "s|%{app.name}|$app|g" \
             -e "s|%{partition.count}|$partitions|g" \
             "$CONFIG_TEMPLATE"
+        # Extra [replication] keys for tests (e.g. PEGASUS_EXTRA_REPLICATION="learn_cache_max_mutations = 100").
+        if [ -n "${PEGASUS_EXTRA_REPLICATION:-}" ]; then
+            printf '\n[replication]\n%s\n' "$PEGASUS_EXTRA_REPLICATION"
+        fi
     } >"$dir/config.ini.tmp" || die "cannot write $dir/config.ini"
     if grep -nE '^[^;#]*%{' "$dir/config.ini.tmp" >&2; then
         die "$CONFIG_TEMPLATE has a placeholder run.sh does not know (lines above)"

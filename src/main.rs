@@ -246,6 +246,9 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
                 5000,
             )
             .map_err(c)?,
+        cache_max_mutations: cfg
+            .u64("replication", "learn_cache_max_mutations", 50_000)
+            .map_err(c)? as usize,
         ..Default::default()
     };
     let opts = replica::stub::ReplicaOptions {
@@ -319,7 +322,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// `probe`: exit 0 when every partition of the table has a primary that answers.
+/// `probe`: exit 0 when every partition of the table has a primary that answers and all its
+/// secondaries (max_replica_count replicas in all); 1 when not yet; 2 on bad usage.
 async fn probe(metas: &str, table: &str) -> ExitCode {
     let Ok(addrs) = parse_addr_list(metas) else {
         return ExitCode::from(2);
@@ -355,9 +359,11 @@ async fn probe(metas: &str, table: &str) -> ExitCode {
         let parts = resp.partitions.unwrap_or_default();
         let served = !parts.is_empty()
             && parts.len() as i32 == resp.partition_count.unwrap_or(-1)
-            && parts
-                .iter()
-                .all(|p| p.primary.map(|a| !a.is_invalid()).unwrap_or(false));
+            && parts.iter().all(|p| {
+                p.primary.map(|a| !a.is_invalid()).unwrap_or(false)
+                    && p.secondaries.as_ref().map_or(0, |s| s.len()) + 1
+                        >= p.max_replica_count.unwrap_or(1).max(1) as usize
+            });
         if !served {
             return ExitCode::from(1);
         }

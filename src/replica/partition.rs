@@ -32,7 +32,7 @@ pub enum Input {
         receiver_status: Status,
         signature: i64,
         mutation: Mutation,
-        reply: oneshot::Sender<(AckError, i64, i64, i64)>,
+        reply: oneshot::Sender<PrepareOutcome>,
     },
     PrepareAck {
         from: Node,
@@ -82,6 +82,9 @@ pub enum Input {
     /// Flush the database (graceful shutdown); answers when done.
     Flush(oneshot::Sender<()>),
 }
+
+/// The answer to a prepare: (error, our ballot, decree, our committed decree).
+pub type PrepareOutcome = (AckError, i64, i64, i64);
 
 /// A primary's answer to RPC_LEARN as the runtimes exchange it.
 #[derive(Debug, Clone)]
@@ -366,7 +369,7 @@ struct Owner {
     cfg: ReplicaConfig,
     transport: Arc<dyn Transport>,
     client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
-    prepare_waiters: HashMap<u64, (oneshot::Sender<(AckError, i64, i64, i64)>, i64)>,
+    prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
     learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
     next_token: u64,
 }
@@ -489,7 +492,15 @@ impl Owner {
                             .learn_checkpoint(core, learnee, dir, files, decree)
                             .await
                         {
-                            Ok(()) => core.on_checkpoint_installed(decree, out),
+                            Ok(()) => {
+                                log::info!(
+                                    "{}.{}: learned checkpoint at decree {decree} from {}",
+                                    core.app_id,
+                                    core.pidx,
+                                    crate::idl::dsn::RpcAddress(learnee)
+                                );
+                                core.on_checkpoint_installed(decree, out)
+                            }
                             Err(e) => {
                                 log::warn!(
                                     "{}.{}: learning a checkpoint failed: {e}",
