@@ -9,3 +9,6 @@ pub mod pacifica;
 pub mod partition;
 pub mod replica_files;
 pub mod stub;
+
+#[cfg(test)]
+mod pacifica_tests;

@@ -1,0 +1,490 @@
+//! Scripted-event tests of the PacificA state machine: a few replicas wired together by an
+//! in-memory message queue (the test plays the meta), checking commits, failures,
+//! reconciliation and learning.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::mutation::MutationUpdate;
+use super::pacifica::*;
+
+const P: Node = 1;
+const S1: Node = 2;
+const S2: Node = 3;
+const L: Node = 4;
+
+enum Msg {
+    Prepare {
+        to: Node,
+        from: Node,
+        status: Status,
+        sig: i64,
+        m: super::mutation::Mutation,
+    },
+    Ack {
+        to: Node,
+        from: Node,
+        ballot: i64,
+        decree: i64,
+        err: AckError,
+    },
+    AddLearner {
+        to: Node,
+        from: Node,
+        ballot: i64,
+        sig: i64,
+    },
+    Learn {
+        to: Node,
+        from: Node,
+        sig: i64,
+        committed: i64,
+    },
+    LearnReply {
+        to: Node,
+        sig: i64,
+        plan: Result<LearnPlan, &'static str>,
+    },
+    Completion {
+        to: Node,
+        from: Node,
+        sig: i64,
+    },
+}
+
+/// Replicas plus the wire between them; the test answers meta proposals itself.
+struct Net {
+    nodes: BTreeMap<Node, Core>,
+    queue: VecDeque<Msg>,
+    /// Decrees applied per node, in order.
+    applied: BTreeMap<Node, Vec<i64>>,
+    acked_clients: Vec<u64>,
+    rejected: Vec<(u64, &'static str)>,
+    proposals: Vec<(Node, ConfigKind, Node, Membership)>,
+    /// Prepare reply tokens: token -> (replier, primary).
+    tokens: BTreeMap<u64, (Node, Node)>,
+    next_token: u64,
+    down: Vec<Node>,
+}
+
+fn update(i: u8) -> MutationUpdate {
+    MutationUpdate {
+        code: "RPC_RRDB_RRDB_PUT".into(),
+        serialization_type: 1,
+        data: vec![i],
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        mutation_2pc_min_replica_count: 1,
+        ..Options::default()
+    }
+}
+
+impl Net {
+    fn new(ids: &[Node]) -> Net {
+        let mut nodes = BTreeMap::new();
+        for id in ids {
+            nodes.insert(*id, Core::new(1, 0, *id, 0, 0, opts()));
+        }
+        Net {
+            nodes,
+            queue: VecDeque::new(),
+            applied: BTreeMap::new(),
+            acked_clients: Vec::new(),
+            rejected: Vec::new(),
+            proposals: Vec::new(),
+            tokens: BTreeMap::new(),
+            next_token: 1000,
+            down: Vec::new(),
+        }
+    }
+
+    /// Installs a configuration on every listed member, as the meta's config sync would.
+    fn configure(&mut self, m: Membership) {
+        let ids: Vec<Node> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if m.primary == id || m.secondaries.contains(&id) {
+                let mut out = Vec::new();
+                self.core(id).on_config(m.clone(), &mut out);
+                self.perform(id, out);
+            }
+        }
+        self.run();
+    }
+
+    fn core(&mut self, id: Node) -> &mut Core {
+        self.nodes.get_mut(&id).expect("node exists")
+    }
+
+    fn write(&mut self, at: Node, token: u64, i: u8) {
+        let mut out = Vec::new();
+        self.core(at)
+            .on_client_write(token, update(i), 1_000 + i as i64, &mut out);
+        self.perform(at, out);
+        self.run();
+    }
+
+    fn perform(&mut self, id: Node, actions: Vec<Action>) {
+        let mut q: VecDeque<Action> = actions.into();
+        while let Some(a) = q.pop_front() {
+            match a {
+                Action::AppendLog(m) => {
+                    let mut more = Vec::new();
+                    self.core(id).on_log_appended(m.decree, m.ballot, &mut more);
+                    q.extend(more);
+                }
+                Action::Apply { mutation, token } => {
+                    self.applied.entry(id).or_default().push(mutation.decree);
+                    if let Some(t) = token {
+                        self.acked_clients.push(t);
+                    }
+                }
+                Action::RejectClient { token, error } => self.rejected.push((token, error)),
+                Action::SendPrepare {
+                    to,
+                    receiver_status,
+                    signature,
+                    mutation,
+                    ..
+                } => self.queue.push_back(Msg::Prepare {
+                    to,
+                    from: id,
+                    status: receiver_status,
+                    sig: signature,
+                    m: mutation,
+                }),
+                Action::ReplyPrepare {
+                    token,
+                    error,
+                    decree,
+                } => {
+                    if let Some((from, to)) = self.tokens.remove(&token) {
+                        let ballot = self.nodes[&from].ballot();
+                        self.queue.push_back(Msg::Ack {
+                            to,
+                            from,
+                            ballot,
+                            decree,
+                            err: error,
+                        });
+                    }
+                }
+                Action::ProposeToMeta { kind, node, new } => {
+                    self.proposals.push((id, kind, node, new))
+                }
+                Action::SendAddLearner {
+                    to,
+                    ballot,
+                    signature,
+                } => self.queue.push_back(Msg::AddLearner {
+                    to,
+                    from: id,
+                    ballot,
+                    sig: signature,
+                }),
+                Action::SendLearn {
+                    to,
+                    signature,
+                    committed,
+                } => self.queue.push_back(Msg::Learn {
+                    to,
+                    from: id,
+                    sig: signature,
+                    committed,
+                }),
+                Action::ReplyLearn {
+                    learner,
+                    signature,
+                    plan,
+                    ..
+                } => self.queue.push_back(Msg::LearnReply {
+                    to: learner,
+                    sig: signature,
+                    plan,
+                }),
+                Action::SendLearnCompletion { to, signature, .. } => {
+                    self.queue.push_back(Msg::Completion {
+                        to,
+                        from: id,
+                        sig: signature,
+                    })
+                }
+                Action::SendRemoveReplica { .. }
+                | Action::PersistBallot(_)
+                | Action::ResetForLearning => {}
+            }
+        }
+    }
+
+    /// Delivers queued messages until the wire is quiet; messages to down nodes are lost and
+    /// prepares to them fail, as a refused connection does.
+    fn run(&mut self) {
+        while let Some(msg) = self.queue.pop_front() {
+            let mut out = Vec::new();
+            let to = match &msg {
+                Msg::Prepare { to, .. }
+                | Msg::Ack { to, .. }
+                | Msg::AddLearner { to, .. }
+                | Msg::Learn { to, .. }
+                | Msg::LearnReply { to, .. }
+                | Msg::Completion { to, .. } => *to,
+            };
+            if self.down.contains(&to) {
+                if let Msg::Prepare { from, m, .. } = msg {
+                    let ballot = m.ballot;
+                    self.core(from).on_prepare_ack(
+                        to,
+                        ballot,
+                        m.decree,
+                        AckError::Failed,
+                        &mut out,
+                    );
+                    self.perform(from, out);
+                }
+                continue;
+            }
+            match msg {
+                Msg::Prepare {
+                    to,
+                    from,
+                    status,
+                    sig,
+                    m,
+                } => {
+                    self.next_token += 1;
+                    let t = self.next_token;
+                    self.tokens.insert(t, (to, from));
+                    self.core(to).on_prepare(from, status, sig, m, t, &mut out);
+                }
+                Msg::Ack {
+                    to,
+                    from,
+                    ballot,
+                    decree,
+                    err,
+                } => self
+                    .core(to)
+                    .on_prepare_ack(from, ballot, decree, err, &mut out),
+                Msg::AddLearner {
+                    to,
+                    from,
+                    ballot,
+                    sig,
+                } => self.core(to).on_add_learner(from, ballot, sig, &mut out),
+                Msg::Learn {
+                    to,
+                    from,
+                    sig,
+                    committed,
+                } => self
+                    .core(to)
+                    .on_learn_request(from, sig, committed, 7, &mut out),
+                Msg::LearnReply { to, sig, plan } => {
+                    self.core(to).on_learn_reply(sig, plan, &mut out)
+                }
+                Msg::Completion { to, from, sig } => {
+                    self.core(to).on_learn_completion(from, sig, &mut out);
+                }
+            }
+            self.perform(to, out);
+        }
+    }
+
+    /// The meta accepts the last proposal of `from`.
+    fn accept_last(&mut self, from: Node) -> Membership {
+        let idx = self
+            .proposals
+            .iter()
+            .rposition(|p| p.0 == from)
+            .expect("a proposal");
+        let (_, _, _, new) = self.proposals.remove(idx);
+        let mut out = Vec::new();
+        self.core(from)
+            .on_proposal_reply(true, new.clone(), &mut out);
+        self.perform(from, out);
+        self.run();
+        new
+    }
+}
+
+fn group() -> Membership {
+    Membership {
+        ballot: 1,
+        primary: P,
+        secondaries: vec![S1, S2],
+        max_replica_count: 3,
+    }
+}
+
+#[test]
+fn writes_commit_only_after_every_member_prepared() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    assert_eq!(n.nodes[&P].status, Status::Primary);
+    assert_eq!(n.nodes[&S1].status, Status::Secondary);
+    n.write(P, 1, 1);
+    n.write(P, 2, 2);
+    assert_eq!(n.acked_clients, vec![1, 2]);
+    assert_eq!(n.applied[&P], vec![1, 2]);
+    // Secondaries commit what the primary piggy-backs: decree 1 so far.
+    assert_eq!(n.applied[&S1], vec![1]);
+    n.write(P, 3, 3);
+    assert_eq!(n.applied[&S2], vec![1, 2]);
+    assert_eq!(n.nodes[&P].last_committed, 3);
+    // A write to a secondary is refused.
+    n.write(S1, 9, 9);
+    assert_eq!(n.rejected, vec![(9, "ERR_INVALID_STATE")]);
+}
+
+#[test]
+fn a_failed_secondary_is_removed_and_the_write_then_commits() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    n.down.push(S2);
+    n.write(P, 1, 1);
+    // Not acknowledged: S2 failed, the primary proposes to drop it and pauses writes.
+    assert!(n.acked_clients.is_empty());
+    let (from, kind, node, new) = n.proposals.last().cloned().unwrap();
+    assert_eq!((from, kind, node), (P, ConfigKind::DowngradeToInactive, S2));
+    assert_eq!(new.secondaries, vec![S1]);
+    assert_eq!(new.ballot, 2);
+    n.write(P, 2, 2);
+    assert_eq!(n.rejected, vec![(2, "ERR_INVALID_STATE")]);
+    n.accept_last(P);
+    // Reconciliation re-proposes decree 1 at ballot 2; S1 takes it, so it commits.
+    assert_eq!(n.acked_clients, vec![1]);
+    assert_eq!(n.nodes[&S1].ballot(), 2);
+    n.write(P, 3, 3);
+    assert_eq!(n.acked_clients, vec![1, 3]);
+}
+
+#[test]
+fn a_new_primary_recommits_what_was_prepared() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    n.write(P, 1, 1);
+    // P prepares decree 2 everywhere, then dies before committing it.
+    n.down.push(P);
+    let mut out = Vec::new();
+    n.core(P).on_client_write(2, update(2), 2_000, &mut out);
+    n.perform(P, out);
+    n.run();
+    assert_eq!(n.nodes[&S1].max_prepared(), 2);
+    assert_eq!(n.nodes[&S1].last_committed, 1);
+    // The meta makes S1 primary at ballot 2 with S2 as secondary.
+    n.configure(Membership {
+        ballot: 2,
+        primary: S1,
+        secondaries: vec![S2],
+        max_replica_count: 3,
+    });
+    // Decree 2 is committed by the new group (it may have been acknowledged to nobody, but
+    // PacificA keeps every prepared mutation of the old primary's group).
+    assert_eq!(n.nodes[&S1].last_committed, 2);
+    assert_eq!(n.applied[&S1], vec![1, 2]);
+    n.write(S1, 3, 3);
+    assert_eq!(n.applied[&S2], vec![1, 2]);
+    assert_eq!(n.nodes[&S1].last_committed, 3);
+}
+
+#[test]
+fn stale_prepares_are_ignored_and_higher_ballots_adopted() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    n.write(P, 1, 1);
+    // S1 moves to ballot 5 (e.g. a newer configuration); P's ballot-1 prepares are dropped.
+    let mut out = Vec::new();
+    n.core(S1).on_config(
+        Membership {
+            ballot: 5,
+            primary: S2,
+            secondaries: vec![S1],
+            max_replica_count: 3,
+        },
+        &mut out,
+    );
+    n.write(P, 2, 2);
+    assert_eq!(n.acked_clients, vec![1]);
+    assert_eq!(n.nodes[&S1].max_prepared(), 1);
+}
+
+#[test]
+fn a_learner_catches_up_from_the_cache_and_becomes_secondary() {
+    let mut n = Net::new(&[P, S1, L]);
+    n.configure(Membership {
+        ballot: 1,
+        primary: P,
+        secondaries: vec![S1],
+        max_replica_count: 3,
+    });
+    for i in 1..=5 {
+        n.write(P, i, i as u8);
+    }
+    let mut out = Vec::new();
+    let cfg = n.nodes[&P].membership.clone();
+    n.core(P)
+        .on_meta_proposal(ConfigKind::AddSecondary, L, cfg, &mut out);
+    n.perform(P, out);
+    n.run();
+    // The learner got every committed mutation and reported success; P proposes it.
+    assert_eq!(n.applied[&L], vec![1, 2, 3, 4, 5]);
+    let (_, kind, node, new) = n.proposals.last().cloned().unwrap();
+    assert_eq!((kind, node), (ConfigKind::UpgradeToSecondary, L));
+    assert_eq!(new.secondaries, vec![S1, L]);
+    // A write during the upgrade is refused; after the meta accepts, L takes part in 2PC.
+    n.accept_last(P);
+    n.write(P, 6, 6);
+    n.write(P, 7, 7);
+    assert_eq!(n.nodes[&L].status, Status::Secondary);
+    assert_eq!(n.applied[&L], vec![1, 2, 3, 4, 5, 6]);
+    assert!(n.acked_clients.ends_with(&[6, 7]));
+}
+
+#[test]
+fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
+    let mut n = Net::new(&[P, L]);
+    n.nodes.insert(
+        P,
+        Core::new(
+            1,
+            0,
+            P,
+            0,
+            0,
+            Options {
+                mutation_2pc_min_replica_count: 1,
+                cache_max_mutations: 2,
+                ..Options::default()
+            },
+        ),
+    );
+    n.configure(Membership {
+        ballot: 1,
+        primary: P,
+        secondaries: vec![],
+        max_replica_count: 2,
+    });
+    for i in 1..=5 {
+        n.write(P, i, i as u8);
+    }
+    let mut out = Vec::new();
+    let cfg = n.nodes[&P].membership.clone();
+    n.core(P)
+        .on_meta_proposal(ConfigKind::AddSecondary, L, cfg, &mut out);
+    n.perform(P, out);
+    // Deliver the add-learner and the learn request only.
+    n.run();
+    assert!(n.applied.get(&L).is_none());
+    assert_eq!(n.nodes[&L].status, Status::PotentialSecondary);
+    // The runtime would now copy a checkpoint at decree 5; then learning resumes.
+    let mut out = Vec::new();
+    n.core(L).on_checkpoint_installed(5, &mut out);
+    n.perform(L, out);
+    n.run();
+    assert_eq!(n.nodes[&L].last_committed, 5);
+    assert_eq!(
+        n.proposals.last().map(|p| p.1),
+        Some(ConfigKind::UpgradeToSecondary)
+    );
+}
