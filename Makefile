@@ -80,8 +80,7 @@ clippy: build-deps
 idl:
 	tools/gen_idl.sh
 
-## bench: latency of Set/Get through the Go client against the local onebox
-## (started if it is not running; left running). Extra flags: BENCH_ARGS="-n 10000".
+## bench: write/read throughput and latency (P50/P99) against the local onebox
+## (started if it is not running; left running). Extra flags: BENCH_ARGS="--clients 32".
 bench: build
-	@./run.sh list_onebox | grep -q ' running ' || ./run.sh start_onebox
-	cd compat-tests/go && go run ./cmd/bench $(BENCH_ARGS)
+	tools/bench.sh $(BENCH_ARGS)

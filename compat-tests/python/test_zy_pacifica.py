@@ -282,6 +282,45 @@ def longest_gap(times, t_from, t_to):
     return best, at - t_from
 
 
+def clock(t):
+    return time.strftime("%H:%M:%S", time.localtime(t)) + (".%03d" % int((t % 1) * 1000))
+
+
+def primaries(metas):
+    """{pidx: 'host:port'} of the primaries as the meta reports them (best effort)."""
+    try:
+        c = Client(metas, TABLE, 5000)
+    except Exception:  # noqa: BLE001
+        return {}
+    try:
+        c.init()
+        def get():
+            out = {}
+            for p, a in c.pg.table.partition_dict.items():
+                if a is not None and a.address != 0:
+                    out[p] = "%s:%d" % a.to_host_port()
+            return out
+        return pgharness.call(get)
+    except Exception:  # noqa: BLE001
+        return {}
+    finally:
+        c.close()
+
+
+def wait_all_partitions_written(successes, lock, t_from, timeout):
+    """Waits until every partition has an acknowledged write after t_from; returns that time."""
+    deadline = time.time() + timeout
+    while True:
+        with lock:
+            seen = {p for t, p in successes if t > t_from}
+        if len(seen) == PARTITIONS:
+            return time.time()
+        assert time.time() < deadline, (
+            "partitions %s took no write within %ds after the probe reported full health"
+            % (sorted(set(range(PARTITIONS)) - seen), timeout))
+        time.sleep(0.2)
+
+
 # --- verification -------------------------------------------------------------------------------
 
 def read_back(metas, expected, threads=8):
@@ -399,6 +438,7 @@ def test_kill9_each_replica_under_writers(pc, state):
         for n in range(1, REPLICAS + 1):
             pc.wait_healthy()
             time.sleep(1)
+            prim = primaries(pc.metas)
             t_kill = time.time()
             pid = pc.kill9(n)
             time.sleep(3)
@@ -406,20 +446,26 @@ def test_kill9_each_replica_under_writers(pc, state):
             t_started = time.time()
             heal = pc.wait_healthy()
             t_healthy = time.time()
-            time.sleep(2)   # some writes after healing, so the window's end is observed
+            # The probe checks membership; the window ends once every partition took a write
+            # again after the probe said healthy (bounded: a partition that never takes writes
+            # again is a failure).
+            t_end = wait_all_partitions_written(successes, lock, t_healthy, 90)
             with lock:
                 times = sorted(t for t, _ in successes)
                 per_part = {}
                 for t, p in successes:
                     per_part.setdefault(p, []).append(t)
-            gap, gap_at = longest_gap(times, t_kill, t_healthy + 2)
-            part_gaps = {p: longest_gap(sorted(per_part.get(p, [])), t_kill, t_healthy + 2)[0]
+            gap, gap_at = longest_gap(times, t_kill, t_end)
+            part_gaps = {p: longest_gap(sorted(per_part.get(p, [])), t_kill, t_end)[0]
                          for p in range(PARTITIONS)}
             windows.append(gap)
-            report("kill -9 replica%d (pid %d): restarted after %.1fs, full health %.1fs after "
-                   "restart (%.1fs after kill); no writer succeeded for %.2fs (from +%.1fs); "
+            mine = sorted(p for p, a in prim.items() if a.endswith(":%d" % (REPLICA_PORT_BASE + n)))
+            report("kill -9 replica%d (pid %d) at %s, primary of partitions %s: restarted after "
+                   "%.1fs, probe healthy %.1fs after restart (%.1fs after kill), every partition "
+                   "written again %.1fs after kill; no writer succeeded for %.2fs (from +%.1fs); "
                    "longest per-partition gaps: %s"
-                   % (n, pid, t_started - t_kill, heal, t_healthy - t_kill, gap, gap_at,
+                   % (n, pid, clock(t_kill), mine or "none", t_started - t_kill, heal,
+                      t_healthy - t_kill, t_end - t_kill, gap, gap_at,
                       ", ".join("p%d=%.1fs" % (p, g) for p, g in sorted(part_gaps.items()))))
     finally:
         stop_writers(stop, ws, state)
