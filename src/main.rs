@@ -249,6 +249,18 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         cache_max_mutations: cfg
             .u64("replication", "learn_cache_max_mutations", 50_000)
             .map_err(c)? as usize,
+        group_check_interval_ms: if cfg
+            .bool("replication", "group_check_disabled", false)
+            .map_err(c)?
+        {
+            0
+        } else {
+            cfg.i64("replication", "group_check_interval_ms", 100_000)
+                .map_err(c)?
+        },
+        empty_write_disabled: cfg
+            .bool("replication", "empty_write_disabled", false)
+            .map_err(c)?,
         ..Default::default()
     };
     let opts = replica::stub::ReplicaOptions {

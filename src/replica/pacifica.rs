@@ -148,6 +148,22 @@ pub enum Action {
         to: Node,
         ballot: i64,
     },
+    /// Primary: RPC_GROUP_CHECK to a member (status it must have, learner signature).
+    SendGroupCheck {
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+    },
+    /// Member: answer a group check.
+    ReplyGroupCheck {
+        token: Token,
+        ok: bool,
+        committed: i64,
+        learner_succeeded: bool,
+        signature: i64,
+    },
     /// Persist the new ballot (`.init-info`).
     PersistBallot(i64),
     /// The learner's local state is discarded (checkpoint about to be installed).
@@ -197,6 +213,10 @@ pub struct Options {
     /// Committed mutations kept in memory for LT_CACHE learning.
     pub cache_max_mutations: usize,
     pub cache_max_bytes: usize,
+    /// `group_check_interval_ms` (0 disables group checks).
+    pub group_check_interval_ms: i64,
+    /// `empty_write_disabled`: no empty write when a group check finds the partition idle.
+    pub empty_write_disabled: bool,
 }
 
 impl Default for Options {
@@ -209,6 +229,8 @@ impl Default for Options {
             config_retry_ms: 1000,
             cache_max_mutations: 50_000,
             cache_max_bytes: 256 << 20,
+            group_check_interval_ms: 100_000,
+            empty_write_disabled: false,
         }
     }
 }
@@ -235,6 +257,9 @@ pub struct Core {
     learning: Option<(i64, LearnStage)>,
     /// After a restart: the meta still names us primary, so fence with a new ballot first.
     initializing: bool,
+    last_group_check_ms: i64,
+    /// Decree proposed most recently when the last group check ran.
+    decree_at_last_check: i64,
 }
 
 impl Core {
@@ -269,6 +294,8 @@ impl Core {
             now_ms: 0,
             learning: None,
             initializing: true,
+            last_group_check_ms: 0,
+            decree_at_last_check: 0,
         }
     }
 
@@ -1090,6 +1117,116 @@ impl Core {
         }
     }
 
+    // ---- group check -------------------------------------------------------------------
+
+    /// Primary: check every member; inject an empty write when nothing was proposed since
+    /// the last check, so members learn the commit point.
+    fn group_check(&mut self, out: &mut Vec<Action>) {
+        for n in self.members_but_me() {
+            out.push(Action::SendGroupCheck {
+                to: n,
+                ballot: self.membership.ballot,
+                receiver_status: Status::Secondary,
+                signature: 0,
+                committed: self.last_committed,
+            });
+        }
+        for (n, l) in &self.learners {
+            out.push(Action::SendGroupCheck {
+                to: *n,
+                ballot: self.membership.ballot,
+                receiver_status: Status::PotentialSecondary,
+                signature: l.signature,
+                committed: self.last_committed,
+            });
+        }
+        let max = self.max_prepared();
+        if !self.opts.empty_write_disabled
+            && max == self.decree_at_last_check
+            && self.pending.is_none()
+        {
+            let decree = max + 1;
+            if decree <= self.last_committed + self.opts.staleness_for_commit {
+                self.last_timestamp += 1;
+                let m = Mutation::write_empty(
+                    self.app_id,
+                    self.pidx,
+                    self.membership.ballot,
+                    decree,
+                    self.last_committed,
+                    self.last_timestamp,
+                );
+                self.propose(m, out);
+            }
+        }
+        self.decree_at_last_check = self.max_prepared();
+    }
+
+    /// Member: RPC_GROUP_CHECK from the primary.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_group_check(
+        &mut self,
+        from: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+        token: Token,
+        out: &mut Vec<Action>,
+    ) {
+        let reply = |s: &Core, ok: bool| Action::ReplyGroupCheck {
+            token,
+            ok,
+            committed: s.last_committed,
+            learner_succeeded: matches!(s.learning, Some((sig, LearnStage::Succeeded)) if sig == signature),
+            signature,
+        };
+        if ballot < self.membership.ballot {
+            return out.push(reply(self, false));
+        }
+        match receiver_status {
+            Status::PotentialSecondary => {
+                if self.status != Status::PotentialSecondary
+                    || self.learning.map(|l| l.0) != Some(signature)
+                {
+                    self.on_add_learner(from, ballot, signature, out);
+                }
+            }
+            _ => {
+                if ballot > self.membership.ballot && self.status != Status::Error {
+                    self.set_ballot(ballot, out);
+                    self.membership.primary = from;
+                    self.status = Status::Secondary;
+                    self.learning = None;
+                }
+                if self.status == Status::Secondary {
+                    self.commit_to(committed, out);
+                }
+            }
+        }
+        let ok = matches!(self.status, Status::Secondary | Status::PotentialSecondary);
+        out.push(reply(self, ok));
+    }
+
+    /// Primary: a member answered a group check.
+    pub fn on_group_check_reply(
+        &mut self,
+        from: Node,
+        ok: bool,
+        learner_succeeded: bool,
+        signature: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if self.status != Status::Primary {
+            return;
+        }
+        if !ok {
+            self.member_failed(from, out);
+        } else if learner_succeeded {
+            self.on_learn_completion(from, signature, out);
+        }
+    }
+
     // ---- time -------------------------------------------------------------------------
 
     /// Timer tick: prepare timeouts and proposal retries.
@@ -1107,6 +1244,15 @@ impl Core {
         }
         if self.status != Status::Primary {
             return;
+        }
+        if self.opts.group_check_interval_ms > 0 {
+            if self.last_group_check_ms == 0 {
+                // The first tick as primary arms the timer.
+                self.last_group_check_ms = now_ms;
+            } else if now_ms - self.last_group_check_ms >= self.opts.group_check_interval_ms {
+                self.group_check(out);
+                self.last_group_check_ms = now_ms;
+            }
         }
         let mut failed = BTreeSet::new();
         let mut resend = Vec::new();

@@ -212,7 +212,9 @@ impl Net {
                 }
                 Action::SendRemoveReplica { .. }
                 | Action::PersistBallot(_)
-                | Action::ResetForLearning => {}
+                | Action::ResetForLearning
+                | Action::SendGroupCheck { .. }
+                | Action::ReplyGroupCheck { .. } => {}
             }
         }
     }
@@ -487,4 +489,50 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
         n.proposals.last().map(|p| p.1),
         Some(ConfigKind::UpgradeToSecondary)
     );
+}
+
+#[test]
+fn group_check_commits_on_members_and_an_idle_primary_writes_empty() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    n.write(P, 1, 1);
+    // Secondaries only know decree 1 is prepared until something piggy-backs the commit.
+    assert_eq!(n.nodes[&S1].last_committed, 0);
+    let mut out = Vec::new();
+    n.core(P).on_tick(1, &mut out);
+    // The first check only notes that decree 1 was proposed since the start.
+    n.core(P).on_tick(200_000, &mut out);
+    assert!(!out.iter().any(|a| matches!(a, Action::AppendLog(_))));
+    out.clear();
+    n.core(P).on_tick(400_000, &mut out);
+    // The check goes to both members, and an empty write (decree 2) is proposed.
+    let checks = out
+        .iter()
+        .filter(|a| matches!(a, Action::SendGroupCheck { .. }))
+        .count();
+    assert_eq!(checks, 2);
+    assert!(out.iter().any(|a| matches!(a, Action::AppendLog(m) if m.decree == 2 && m.updates[0].code == super::mutation::WRITE_EMPTY)));
+    n.perform(P, out);
+    n.run();
+    assert_eq!(n.nodes[&P].last_committed, 2);
+    assert_eq!(n.nodes[&S1].last_committed, 1);
+    // A member answering a check at its ballot commits what the primary says.
+    let mut out = Vec::new();
+    n.core(S1)
+        .on_group_check(P, 1, Status::Secondary, 0, 2, 77, &mut out);
+    assert_eq!(n.nodes[&S1].last_committed, 2);
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::ReplyGroupCheck {
+            token: 77,
+            ok: true,
+            committed: 2,
+            ..
+        }
+    )));
+    // A failed check removes the member.
+    let mut out = Vec::new();
+    n.core(P)
+        .on_group_check_reply(S2, false, false, 0, &mut out);
+    assert!(out.iter().any(|a| matches!(a, Action::ProposeToMeta { kind: ConfigKind::DowngradeToInactive, node, .. } if *node == S2)));
 }

@@ -75,6 +75,20 @@ pub enum Input {
     Remove {
         ballot: i64,
     },
+    GroupCheck {
+        from: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+        reply: oneshot::Sender<GroupCheckOutcome>,
+    },
+    GroupCheckReply {
+        from: Node,
+        ok: bool,
+        learner_succeeded: bool,
+        signature: i64,
+    },
     /// The meta no longer lists this server for the partition.
     NotMember,
     MetaDisconnected,
@@ -85,6 +99,9 @@ pub enum Input {
 
 /// The answer to a prepare: (error, our ballot, decree, our committed decree).
 pub type PrepareOutcome = (AckError, i64, i64, i64);
+
+/// A member's answer to a group check: (ok, committed decree, learning succeeded, signature).
+pub type GroupCheckOutcome = (bool, i64, bool, i64);
 
 /// A primary's answer to RPC_LEARN as the runtimes exchange it.
 #[derive(Debug, Clone)]
@@ -136,6 +153,17 @@ pub trait Transport: Send + Sync + 'static {
     fn learn(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64);
     fn learn_completion(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64);
     fn remove_replica(&self, gpid: (i32, i32), to: Node, ballot: i64);
+    #[allow(clippy::too_many_arguments)]
+    fn group_check(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+    );
     /// Copies a learned checkpoint into `dst`; returns when done.
     fn copy_checkpoint(
         &self,
@@ -305,6 +333,7 @@ impl Replica {
             client_waiters: HashMap::new(),
             prepare_waiters: HashMap::new(),
             learn_waiters: HashMap::new(),
+            group_check_waiters: HashMap::new(),
             next_token: 1,
         };
         let mut out = Vec::new();
@@ -371,6 +400,7 @@ struct Owner {
     client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
     prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
     learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
+    group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
 }
 
@@ -522,6 +552,24 @@ impl Owner {
                 let _ = reply.send(ok);
             }
             Input::Remove { ballot } => core.on_remove(ballot, out),
+            Input::GroupCheck {
+                from,
+                ballot,
+                receiver_status,
+                signature,
+                committed,
+                reply,
+            } => {
+                let t = self.token();
+                self.group_check_waiters.insert(t, reply);
+                core.on_group_check(from, ballot, receiver_status, signature, committed, t, out);
+            }
+            Input::GroupCheckReply {
+                from,
+                ok,
+                learner_succeeded,
+                signature,
+            } => core.on_group_check_reply(from, ok, learner_succeeded, signature, out),
             Input::NotMember => core.on_not_member(),
             Input::MetaDisconnected => core.on_meta_disconnected(),
             Input::Tick => {
@@ -759,6 +807,32 @@ impl Owner {
                     }
                     if let Err(e) = replica_files::write_init_info(&self.r.dir, &self.init) {
                         log::error!("{}.{}: cannot write .init-info: {e}", gpid.0, gpid.1);
+                    }
+                }
+                Action::SendGroupCheck {
+                    to,
+                    ballot,
+                    receiver_status,
+                    signature,
+                    committed,
+                } => self.transport.group_check(
+                    gpid,
+                    self.r.app_info(),
+                    to,
+                    ballot,
+                    receiver_status,
+                    signature,
+                    committed,
+                ),
+                Action::ReplyGroupCheck {
+                    token,
+                    ok,
+                    committed,
+                    learner_succeeded,
+                    signature,
+                } => {
+                    if let Some(w) = self.group_check_waiters.remove(&token) {
+                        let _ = w.send((ok, committed, learner_succeeded, signature));
                     }
                 }
                 Action::ResetForLearning => {}

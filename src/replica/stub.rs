@@ -407,6 +407,71 @@ impl Transport for Net {
         self.oneway(to, "RPC_REMOVE_REPLICA", gpid, cfg);
     }
 
+    fn group_check(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+    ) {
+        let Some(c) = self.peer(to) else { return };
+        let req = GroupCheckRequest {
+            app: Some(info),
+            node: Some(RpcAddress(to)),
+            config: Some(ReplicaConfiguration {
+                pid: Some(Gpid::new(gpid.0, gpid.1)),
+                ballot: Some(ballot),
+                primary: Some(self.me),
+                status: Some(status_code(receiver_status)),
+                learner_signature: Some(signature),
+                pop_all: None,
+                split_sync_to_child: None,
+                hp_primary: None,
+            }),
+            last_committed_decree: Some(committed),
+            confirmed_decree: None,
+            child_gpid: None,
+            meta_split_status: None,
+            hp_node: None,
+        };
+        let r = self.replica(gpid);
+        tokio::spawn(async move {
+            let reply = c
+                .call(
+                    "RPC_GROUP_CHECK",
+                    gpid.0,
+                    gpid.1,
+                    &struct_value(&req),
+                    Duration::from_secs(5),
+                )
+                .await;
+            let (ok, succeeded, sig) = match reply {
+                Ok(rep) if rep.error == "ERR_OK" => {
+                    match protocol::decode(&rep.body, protocol::read_arg::<GroupCheckResponse>) {
+                        Ok(g) => (
+                            g.err.map(|e| e.is_ok()).unwrap_or(false),
+                            g.learner_status_ == Some(LearnerStatus::LEARNING_SUCCEEDED),
+                            g.learner_signature.unwrap_or(0),
+                        ),
+                        Err(_) => (false, false, 0),
+                    }
+                }
+                _ => (false, false, 0),
+            };
+            if let Some(r) = r {
+                r.send(Input::GroupCheckReply {
+                    from: to,
+                    ok,
+                    learner_succeeded: succeeded,
+                    signature: sig,
+                });
+            }
+        });
+    }
+
     fn copy_checkpoint(
         &self,
         from: Node,
@@ -993,6 +1058,78 @@ impl ReplicaStub {
         });
     }
 
+    async fn on_group_check(&self, req: &Request) -> Reply {
+        let Some(g) = arg::<GroupCheckRequest>(req) else {
+            return Reply::err("ERR_INVALID_DATA");
+        };
+        let cfg = g.config.clone().unwrap_or_default();
+        let pid = cfg.pid.unwrap_or_default();
+        let mut resp = GroupCheckResponse {
+            pid: Some(pid),
+            err: Some(ErrorCode::OK),
+            last_committed_decree_in_app: Some(0),
+            last_committed_decree_in_prepare_list: Some(0),
+            learner_status_: Some(LearnerStatus::LEARNING_INVALID),
+            learner_signature: Some(cfg.learner_signature.unwrap_or(0)),
+            node: Some(self.net.me),
+            is_split_stopped: None,
+            disk_status: None,
+            hp_node: None,
+        };
+        if !self.meta_connected.load(Ordering::SeqCst) {
+            resp.err = Some(ErrorCode::INVALID_STATE);
+            return Reply::of(&resp);
+        }
+        let learner = cfg.status == Some(PartitionStatus::PS_POTENTIAL_SECONDARY);
+        let r = match (
+            self.replica(pid.app_id, pid.partition_index),
+            learner,
+            g.app,
+        ) {
+            (Some(r), _, _) => r,
+            (None, true, Some(info)) if info.app_id == Some(pid.app_id) => {
+                match self.ensure_replica(&info, pid.partition_index).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+                        return Reply::of(&resp);
+                    }
+                }
+            }
+            _ => {
+                resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
+                return Reply::of(&resp);
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        r.send(Input::GroupCheck {
+            from: cfg.primary.map(|a| a.0).unwrap_or(0),
+            ballot: cfg.ballot.unwrap_or(0),
+            receiver_status: if learner {
+                Status::PotentialSecondary
+            } else {
+                Status::Secondary
+            },
+            signature: cfg.learner_signature.unwrap_or(0),
+            committed: g.last_committed_decree.unwrap_or(0),
+            reply: tx,
+        });
+        match rx.await {
+            Ok((ok, committed, succeeded, _)) => {
+                if !ok {
+                    resp.err = Some(ErrorCode::INVALID_STATE);
+                }
+                resp.last_committed_decree_in_app = Some(committed);
+                resp.last_committed_decree_in_prepare_list = Some(committed);
+                if succeeded {
+                    resp.learner_status_ = Some(LearnerStatus::LEARNING_SUCCEEDED);
+                }
+            }
+            Err(_) => resp.err = Some(ErrorCode::INVALID_STATE),
+        }
+        Reply::of(&resp)
+    }
+
     async fn on_learn(&self, req: &Request) -> Reply {
         let Some(l) = arg::<LearnRequest>(req) else {
             return Reply::err("ERR_INVALID_DATA");
@@ -1156,6 +1293,7 @@ impl Handler for ReplicaStub {
                     None
                 }
                 "RPC_LEARN" => Some(self.on_learn(&req).await),
+                "RPC_GROUP_CHECK" => Some(self.on_group_check(&req).await),
                 "RPC_LEARN_COMPLETION_NOTIFY" => Some(self.on_learn_completion(&req).await),
                 "RPC_REMOVE_REPLICA" => {
                     self.on_remove_replica(&req);
