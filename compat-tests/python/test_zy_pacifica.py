@@ -236,7 +236,7 @@ class Writer(threading.Thread):
                 self.errors += 1
                 consecutive += 1
                 self.last_error = r
-                kind = r[0] if isinstance(r, tuple) and r else repr(r)
+                kind = r[0] if isinstance(r, tuple) and r else r   # (code, _) or a bare code
                 kind = str(getattr(kind, "value", kind))   # enum or int -> "30"
                 self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
                 # pypegasus re-queries the meta only after 5 timeouts and never reconnects a

@@ -298,7 +298,7 @@ impl Replica {
             ));
         }
         let (log, replay) = MutationLog::open(
-            &dir.join("plog"),
+            dir,
             app_id,
             pidx,
             init.init_offset_in_private_log,

@@ -857,6 +857,22 @@ impl ReplicaStub {
                         r.send(Input::Config(m, Box::new(info)));
                     }
                 }
+                None if m.primary == self.net.me.0 => {
+                    // The meta names us primary of data we do not have (lost, or moved aside as
+                    // corrupt): step down so a secondary takes over, as upstream does.
+                    warn!("meta lists this server as primary of {pid}, which it does not host; stepping down");
+                    let mut new = m.clone();
+                    new.primary = 0;
+                    new.ballot += 1;
+                    self.net.propose(
+                        (pid.app_id, pid.partition_index),
+                        info,
+                        ConfigKind::DowngradeToInactive,
+                        self.net.me.0,
+                        new,
+                        cfg.last_committed_decree.unwrap_or(0),
+                    );
+                }
                 None => {}
             }
         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +35,14 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<RdsnReply>>>>;
 struct Conn {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
+    /// Cleared by the reader when the peer closes or the stream breaks.
+    alive: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn usable(&self) -> bool {
+        !self.tx.is_closed() && self.alive.load(Ordering::SeqCst)
+    }
 }
 
 /// A client for one peer address.
@@ -76,6 +84,8 @@ impl RpcClient {
             }
         });
         let p = pending.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader_alive = alive.clone();
         tokio::spawn(async move {
             let mut buf = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
@@ -101,12 +111,14 @@ impl RpcClient {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            // Dropping the senders wakes every waiter with ConnectionLost.
+            // Later calls must reconnect; dropping the senders wakes every waiter with
+            // ConnectionLost.
+            reader_alive.store(false, Ordering::SeqCst);
             if let Ok(mut m) = p.lock() {
                 m.clear();
             }
         });
-        Ok(Conn { tx, pending })
+        Ok(Conn { tx, pending, alive })
     }
 
     /// Sends a one-way request (no reply is expected, e.g. RPC_CONFIG_PROPOSAL).
@@ -128,7 +140,7 @@ impl RpcClient {
             arg,
         );
         let mut guard = self.conn.lock().await;
-        let alive = guard.as_ref().map(|c| !c.tx.is_closed()).unwrap_or(false);
+        let alive = guard.as_ref().map(|c| c.usable()).unwrap_or(false);
         if !alive {
             *guard = Some(self.connect().await?);
         }
@@ -177,7 +189,7 @@ impl RpcClient {
         let (wtx, wrx) = oneshot::channel();
         {
             let mut guard = self.conn.lock().await;
-            let alive = guard.as_ref().map(|c| !c.tx.is_closed()).unwrap_or(false);
+            let alive = guard.as_ref().map(|c| c.usable()).unwrap_or(false);
             if !alive {
                 *guard = Some(self.connect().await?);
             }
