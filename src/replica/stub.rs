@@ -171,6 +171,42 @@ fn parse_prepare(body: &[u8]) -> Option<(Gpid, ReplicaConfiguration, Mutation)> 
     Some((gpid, cfg, m))
 }
 
+impl Net {
+    /// The group_check_request a primary sends to a member or learner (also the body of
+    /// RPC_LEARN_ADD_LEARNER).
+    #[allow(clippy::too_many_arguments)]
+    fn group_check_request(
+        &self,
+        gpid: (i32, i32),
+        info: AppInfo,
+        to: Node,
+        ballot: i64,
+        receiver_status: Status,
+        signature: i64,
+        committed: i64,
+    ) -> GroupCheckRequest {
+        GroupCheckRequest {
+            app: Some(info),
+            node: Some(RpcAddress(to)),
+            config: Some(ReplicaConfiguration {
+                pid: Some(Gpid::new(gpid.0, gpid.1)),
+                ballot: Some(ballot),
+                primary: Some(self.me),
+                status: Some(status_code(receiver_status)),
+                learner_signature: Some(signature),
+                pop_all: None,
+                split_sync_to_child: None,
+                hp_primary: None,
+            }),
+            last_committed_decree: Some(committed),
+            confirmed_decree: None,
+            child_gpid: None,
+            meta_split_status: None,
+            hp_node: None,
+        }
+    }
+}
+
 impl Transport for Net {
     fn send_prepare(
         &self,
@@ -302,25 +338,15 @@ impl Transport for Net {
         signature: i64,
         committed: i64,
     ) {
-        let req = GroupCheckRequest {
-            app: Some(info),
-            node: Some(RpcAddress(to)),
-            config: Some(ReplicaConfiguration {
-                pid: Some(Gpid::new(gpid.0, gpid.1)),
-                ballot: Some(ballot),
-                primary: Some(self.me),
-                status: Some(PartitionStatus::PS_POTENTIAL_SECONDARY),
-                learner_signature: Some(signature),
-                pop_all: None,
-                split_sync_to_child: None,
-                hp_primary: None,
-            }),
-            last_committed_decree: Some(committed),
-            confirmed_decree: None,
-            child_gpid: None,
-            meta_split_status: None,
-            hp_node: None,
-        };
+        let req = self.group_check_request(
+            gpid,
+            info,
+            to,
+            ballot,
+            Status::PotentialSecondary,
+            signature,
+            committed,
+        );
         self.oneway(to, "RPC_LEARN_ADD_LEARNER", gpid, req);
     }
 
@@ -418,25 +444,15 @@ impl Transport for Net {
         committed: i64,
     ) {
         let Some(c) = self.peer(to) else { return };
-        let req = GroupCheckRequest {
-            app: Some(info),
-            node: Some(RpcAddress(to)),
-            config: Some(ReplicaConfiguration {
-                pid: Some(Gpid::new(gpid.0, gpid.1)),
-                ballot: Some(ballot),
-                primary: Some(self.me),
-                status: Some(status_code(receiver_status)),
-                learner_signature: Some(signature),
-                pop_all: None,
-                split_sync_to_child: None,
-                hp_primary: None,
-            }),
-            last_committed_decree: Some(committed),
-            confirmed_decree: None,
-            child_gpid: None,
-            meta_split_status: None,
-            hp_node: None,
-        };
+        let req = self.group_check_request(
+            gpid,
+            info,
+            to,
+            ballot,
+            receiver_status,
+            signature,
+            committed,
+        );
         let r = self.replica(gpid);
         tokio::spawn(async move {
             let reply = c

@@ -174,6 +174,20 @@ fn validate_check(check_type: i32, operand: &[u8], exist: bool, value: &[u8]) ->
     }
 }
 
+/// check_and_mutate answers with the same fields as check_and_set.
+fn mutate_response(r: CheckAndSetResponse) -> CheckAndMutateResponse {
+    CheckAndMutateResponse {
+        error: r.error,
+        check_value_returned: r.check_value_returned,
+        check_value_exist: r.check_value_exist,
+        check_value: r.check_value,
+        app_id: r.app_id,
+        partition_index: r.partition_index,
+        decree: r.decree,
+        server: r.server,
+    }
+}
+
 fn check_type_supported(t: i32) -> bool {
     (CasCheckType::CT_NO_CHECK.0..=CasCheckType::CT_VALUE_INT_GREATER.0).contains(&t)
 }
@@ -291,17 +305,7 @@ impl PartitionApp {
                 WriteResponse::CheckAndSet(self.cas_response(decree, code))
             }
             WriteRequest::CheckAndMutate(_) => {
-                let r = self.cas_response(decree, code);
-                WriteResponse::CheckAndMutate(CheckAndMutateResponse {
-                    error: r.error,
-                    check_value_returned: r.check_value_returned,
-                    check_value_exist: r.check_value_exist,
-                    check_value: r.check_value,
-                    app_id: r.app_id,
-                    partition_index: r.partition_index,
-                    decree: r.decree,
-                    server: r.server,
-                })
+                WriteResponse::CheckAndMutate(mutate_response(self.cas_response(decree, code)))
             }
         }
     }
@@ -448,6 +452,49 @@ impl PartitionApp {
         Ok(resp)
     }
 
+    /// The shared part of check_and_set and check_and_mutate: read the check value, fill the
+    /// check fields of `resp`, then write `ops` (given the check key) if the check passes, or
+    /// the empty record with kTryAgain / kInvalidArgument if it does not.
+    #[allow(clippy::too_many_arguments)]
+    fn checked_write(
+        &self,
+        decree: i64,
+        timetag: u64,
+        hash_key: &[u8],
+        check_sort_key: &[u8],
+        check_type: i32,
+        operand: &[u8],
+        return_check_value: bool,
+        ops: impl FnOnce(Vec<u8>) -> Vec<WriteOp>,
+        resp: &mut CheckAndSetResponse,
+    ) -> Result<()> {
+        let check_key = full_key(hash_key, check_sort_key);
+        let current = self.get_for_update(&check_key)?;
+        let (exist, value) = match &current {
+            Some((_, v)) => (true, v.as_slice()),
+            None => (false, &[][..]),
+        };
+        if return_check_value {
+            resp.check_value_returned = Some(true);
+            if exist {
+                resp.check_value_exist = Some(true);
+                resp.check_value = blob(value.to_vec());
+            }
+        }
+        let (passed, invalid) = validate_check(check_type, operand, exist, value);
+        if passed {
+            self.db.apply(decree, &ops(check_key), timetag)?;
+        } else {
+            self.db.apply(decree, &[], timetag)?;
+            resp.error = Some(if invalid {
+                rs::INVALID_ARGUMENT
+            } else {
+                rs::TRY_AGAIN
+            });
+        }
+        Ok(())
+    }
+
     fn check_and_set(
         &self,
         decree: i64,
@@ -462,41 +509,30 @@ impl PartitionApp {
             return Ok(resp);
         }
         let hk = bytes(&r.hash_key);
-        let check_key = full_key(hk, bytes(&r.check_sort_key));
-        let current = self.get_for_update(&check_key)?;
-        let (exist, value) = match &current {
-            Some((_, v)) => (true, v.as_slice()),
-            None => (false, &[][..]),
-        };
-        if r.return_check_value.unwrap_or(false) {
-            resp.check_value_returned = Some(true);
-            if exist {
-                resp.check_value_exist = Some(true);
-                resp.check_value = blob(value.to_vec());
-            }
-        }
-        let (passed, invalid) = validate_check(check_type, bytes(&r.check_operand), exist, value);
-        if passed {
+        let ops = |check_key: Vec<u8>| {
             let set_key = if r.set_diff_sort_key.unwrap_or(false) {
                 full_key(hk, bytes(&r.set_sort_key))
             } else {
                 check_key
             };
-            let op = self.put_op(
+            vec![self.put_op(
                 set_key,
                 bytes(&r.set_value),
                 r.set_expire_ts_seconds.unwrap_or(0),
                 timetag,
-            );
-            self.db.apply(decree, &[op], timetag)?;
-        } else {
-            self.db.apply(decree, &[], timetag)?;
-            resp.error = Some(if invalid {
-                rs::INVALID_ARGUMENT
-            } else {
-                rs::TRY_AGAIN
-            });
-        }
+            )]
+        };
+        self.checked_write(
+            decree,
+            timetag,
+            hk,
+            bytes(&r.check_sort_key),
+            check_type,
+            bytes(&r.check_operand),
+            r.return_check_value.unwrap_or(false),
+            ops,
+            &mut resp,
+        )?;
         Ok(resp)
     }
 
@@ -506,16 +542,7 @@ impl PartitionApp {
         r: &CheckAndMutateRequest,
         timetag: u64,
     ) -> Result<CheckAndMutateResponse> {
-        let mut resp = CheckAndMutateResponse {
-            error: Some(rs::OK),
-            check_value_returned: Some(false),
-            check_value_exist: Some(false),
-            check_value: blob(Vec::new()),
-            app_id: Some(self.app_id),
-            partition_index: Some(self.partition_index),
-            decree: Some(decree),
-            server: Some(self.server.clone()),
-        };
+        let mut resp = self.cas_response(decree, rs::OK);
         let mutates = r.mutate_list.as_deref().unwrap_or(&[]);
         let check_type = r.check_type.map(|t| t.0).unwrap_or(0);
         let bad_op = mutates.iter().any(|m| {
@@ -525,25 +552,11 @@ impl PartitionApp {
         if mutates.is_empty() || bad_op || !check_type_supported(check_type) {
             self.db.apply(decree, &[], timetag)?;
             resp.error = Some(rs::INVALID_ARGUMENT);
-            return Ok(resp);
+            return Ok(mutate_response(resp));
         }
         let hk = bytes(&r.hash_key);
-        let check_key = full_key(hk, bytes(&r.check_sort_key));
-        let current = self.get_for_update(&check_key)?;
-        let (exist, value) = match &current {
-            Some((_, v)) => (true, v.as_slice()),
-            None => (false, &[][..]),
-        };
-        if r.return_check_value.unwrap_or(false) {
-            resp.check_value_returned = Some(true);
-            if exist {
-                resp.check_value_exist = Some(true);
-                resp.check_value = blob(value.to_vec());
-            }
-        }
-        let (passed, invalid) = validate_check(check_type, bytes(&r.check_operand), exist, value);
-        if passed {
-            let ops: Vec<WriteOp> = mutates
+        let ops = |_check_key: Vec<u8>| {
+            mutates
                 .iter()
                 .map(|m| {
                     let key = full_key(hk, bytes(&m.sort_key));
@@ -558,17 +571,20 @@ impl PartitionApp {
                         WriteOp::Delete { key }
                     }
                 })
-                .collect();
-            self.db.apply(decree, &ops, timetag)?;
-        } else {
-            self.db.apply(decree, &[], timetag)?;
-            resp.error = Some(if invalid {
-                rs::INVALID_ARGUMENT
-            } else {
-                rs::TRY_AGAIN
-            });
-        }
-        Ok(resp)
+                .collect()
+        };
+        self.checked_write(
+            decree,
+            timetag,
+            hk,
+            bytes(&r.check_sort_key),
+            check_type,
+            bytes(&r.check_operand),
+            r.return_check_value.unwrap_or(false),
+            ops,
+            &mut resp,
+        )?;
+        Ok(mutate_response(resp))
     }
 
     // ---- reads -------------------------------------------------------------------------
