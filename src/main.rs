@@ -275,6 +275,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
             .u64("replication", "max_allowed_write_size", 1 << 20)
             .map_err(c)? as usize,
         pacifica,
+        flush_interval: secs(&cfg, "checkpoint_interval_seconds", 100).map_err(c)?,
         nfs_copy_block_bytes: cfg.u64("nfs", "nfs_copy_block_bytes", 4 << 20).map_err(c)? as usize,
         nfs_max_copy_bytes_per_sec: cfg
             .u64("nfs", "max_copy_rate_megabytes_per_disk", 0)
@@ -293,6 +294,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     warn_unused(&cfg, &["replication", "nfs"]);
     let stub = replica::stub::ReplicaStub::new(opts);
     stub.load_replicas()
+        .await
         .map_err(|e| format!("cannot load replicas: {e}"))?;
     let listener = listen(SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::UNSPECIFIED,

@@ -266,6 +266,9 @@ pub struct ReplicaConfig {
     pub me: Node,
     pub server: String,
     pub pacifica: pacifica::Options,
+    /// `checkpoint_interval_seconds`: how often committed data is flushed to disk, which
+    /// bounds the log replayed at restart and lets old log files be collected.
+    pub flush_interval_ms: i64,
 }
 
 impl Replica {
@@ -335,6 +338,7 @@ impl Replica {
             learn_waiters: HashMap::new(),
             group_check_waiters: HashMap::new(),
             next_token: 1,
+            last_flush_ms: now_ms(),
         };
         let mut out = Vec::new();
         let replayed = replay.mutations.len();
@@ -402,6 +406,7 @@ struct Owner {
     learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
+    last_flush_ms: i64,
 }
 
 fn now_ms() -> i64 {
@@ -573,7 +578,12 @@ impl Owner {
             Input::NotMember => core.on_not_member(),
             Input::MetaDisconnected => core.on_meta_disconnected(),
             Input::Tick => {
-                core.on_tick(now_ms(), out);
+                let now = now_ms();
+                core.on_tick(now, out);
+                if now - self.last_flush_ms >= self.cfg.flush_interval_ms {
+                    self.last_flush_ms = now;
+                    self.flush_if_behind(core);
+                }
                 self.gc_log(core);
             }
             Input::Flush(done) => {
@@ -582,6 +592,19 @@ impl Owner {
                 }
                 let _ = done.send(());
             }
+        }
+    }
+
+    /// Flushes the database when it holds committed data not yet on disk.
+    fn flush_if_behind(&self, core: &Core) {
+        let Some(app) = self.r.app() else { return };
+        match app.db.last_flushed_decree() {
+            Ok(flushed) if flushed < core.last_committed => {
+                if let Err(e) = app.db.flush() {
+                    log::warn!("{}.{}: periodic flush failed: {e}", core.app_id, core.pidx);
+                }
+            }
+            _ => {}
         }
     }
 

@@ -49,6 +49,7 @@ pub struct ReplicaOptions {
     pub pacifica: pacifica::Options,
     pub nfs_copy_block_bytes: usize,
     pub nfs_max_copy_bytes_per_sec: u64,
+    pub flush_interval: Duration,
 }
 
 /// The network side shared by the replicas: peer connections and the meta leader.
@@ -590,6 +591,7 @@ impl ReplicaStub {
             me: self.net.me.0,
             server: self.server_name.clone(),
             pacifica: self.opts.pacifica.clone(),
+            flush_interval_ms: self.opts.flush_interval.as_millis() as i64,
         }
     }
 
@@ -599,9 +601,11 @@ impl ReplicaStub {
 
     /// Opens every replica found on disk; a replica that fails to open is moved aside to
     /// `<dir>.<us>.err` as upstream does.
-    pub fn load_replicas(&self) -> std::io::Result<()> {
+    pub async fn load_replicas(self: &Arc<Self>) -> std::io::Result<()> {
         let reps = self.reps_dir();
         std::fs::create_dir_all(&reps)?;
+        // Replicas replay their logs independently: open them in parallel.
+        let mut opening = Vec::new();
         for entry in std::fs::read_dir(&reps)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
@@ -609,39 +613,45 @@ impl ReplicaStub {
                 continue;
             };
             let dir = entry.path();
-            let loaded = std::fs::read(dir.join(".app-info"))
-                .map_err(|e| e.to_string())
-                .and_then(|b| super::replica_files::parse_app_info(&b))
-                .and_then(|info| {
-                    if info.app_type.as_deref() != Some(app_type.as_str())
-                        || info.app_id != Some(app_id)
-                    {
-                        return Err("directory name does not match .app-info".to_string());
+            let stub = self.clone();
+            opening.push(tokio::task::spawn_blocking(move || {
+                let loaded = std::fs::read(dir.join(".app-info"))
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| super::replica_files::parse_app_info(&b))
+                    .and_then(|info| {
+                        if info.app_type.as_deref() != Some(app_type.as_str())
+                            || info.app_id != Some(app_id)
+                        {
+                            return Err("directory name does not match .app-info".to_string());
+                        }
+                        if pidx >= info.partition_count.unwrap_or(0) {
+                            return Err("partition index out of range (split leftover)".to_string());
+                        }
+                        stub.open_replica(&dir, info, pidx)
+                    });
+                match loaded {
+                    Ok(r) => {
+                        if let Ok(mut m) = stub.replicas.write() {
+                            m.insert((app_id, pidx), r);
+                        }
                     }
-                    if pidx >= info.partition_count.unwrap_or(0) {
-                        return Err("partition index out of range (split leftover)".to_string());
-                    }
-                    self.open_replica(&dir, info, pidx)
-                });
-            match loaded {
-                Ok(r) => {
-                    if let Ok(mut m) = self.replicas.write() {
-                        m.insert((app_id, pidx), r);
+                    Err(e) => {
+                        let bad = format!(
+                            "{}.{}.err",
+                            dir.display(),
+                            crate::base::value_schema::now_us()
+                        );
+                        error!(
+                            "cannot open replica {}: {e}; moving it to {bad}",
+                            dir.display()
+                        );
+                        let _ = std::fs::rename(&dir, &bad);
                     }
                 }
-                Err(e) => {
-                    let bad = format!(
-                        "{}.{}.err",
-                        dir.display(),
-                        crate::base::value_schema::now_us()
-                    );
-                    error!(
-                        "cannot open replica {}: {e}; moving it to {bad}",
-                        dir.display()
-                    );
-                    let _ = std::fs::rename(&dir, &bad);
-                }
-            }
+            }));
+        }
+        for t in opening {
+            let _ = t.await;
         }
         Ok(())
     }
