@@ -475,7 +475,7 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
     n.perform(P, out);
     // Deliver the add-learner and the learn request only.
     n.run();
-    assert!(n.applied.get(&L).is_none());
+    assert!(!n.applied.contains_key(&L));
     assert_eq!(n.nodes[&L].status, Status::PotentialSecondary);
     // The runtime would now copy a checkpoint at decree 5; then learning resumes.
     let mut out = Vec::new();
