@@ -2,7 +2,7 @@
 # servers on 38801-38803, ZooKeeper on 23181): the upstream ZooKeeper tree layout and leader
 # lock, non-leaders pointing at the leader, kill -9 of the leader meta under pypegasus3 writers
 # (no acknowledged write lost; the new leader serves and creates tables), and a leader whose
-# ZooKeeper session expires stepping down. Needs Debian's zookeeper package: run.sh installs
+# ZooKeeper session expires stepping down (its process restarts itself as a follower). Needs Debian's zookeeper package: run.sh installs
 # it when missing, and the tests FAIL (not skip) when it cannot. Runs before test_zy/test_zz.
 import http.client
 import json
@@ -337,8 +337,10 @@ def test_leader_losing_its_session_steps_down(zc):
     old = zc.wait_leader(60)
     old_i = zc.meta_index(old)
     pid = zc.meta_pid(old_i)
+    log_before = len(zc.meta_log(old_i))
     # Freeze the leader for longer than its session timeout: ZooKeeper expires the session and
-    # another meta takes over; once thawed, the old leader must not act as leader (it exits).
+    # another meta takes over. Once thawed, the old leader must give up leadership: it leaves
+    # and starts its process anew (same pid), queueing for the lock behind the new leader.
     t0 = time.time()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -347,14 +349,24 @@ def test_leader_losing_its_session_steps_down(zc):
         t_new = time.time()
     finally:
         os.kill(pid, signal.SIGCONT)
-    exited = wait_gone(pid, timeout=30)
-    t_exit = time.time()
-    report("SIGSTOP leader meta%d (%s): %s took over after %.1fs; the old leader %s %.1fs "
-           "after SIGCONT" % (old_i, old, new, t_new - t0,
-                              "exited" if exited else "was STILL RUNNING", t_exit - t_new))
-    assert exited, "meta%d kept running after losing its ZooKeeper session" % old_i
-    assert "ZooKeeper session" in zc.meta_log(old_i)
+    deadline = time.time() + 30
+    while "ZooKeeper session expired" not in zc.meta_log(old_i)[log_before:]:
+        assert time.time() < deadline, "meta%d did not notice its expired session" % old_i
+        time.sleep(0.1)
+    t_noticed = time.time()
+    # from then on it never answers as leader, and it rejoins the lock queue
+    deadline = time.time() + 60
+    while True:
+        assert zc.leader([old]) is None, "meta%d still acts as leader" % old_i
+        if len(zc.zk_ls(LOCK_DIR)) == 3:
+            break
+        assert time.time() < deadline, "meta%d did not queue for the lock again" % old_i
+        time.sleep(0.5)
+    t_back = time.time()
+    assert zc.leader([old]) is None
     assert zc.wait_leader(30) == new
+    assert zc.meta_pid(old_i) == pid and not wait_gone(pid, timeout=0.5)
+    report("SIGSTOP leader meta%d (%s): %s took over after %.1fs; after SIGCONT the old leader "
+           "saw its session expired within %.1fs, restarted and queued again as a follower "
+           "%.1fs later" % (old_i, old, new, t_new - t0, t_noticed - t_new, t_back - t_noticed))
     zc.wait_healthy()
-    zc.run("start_onebox_instance", "-m", str(old_i), timeout=120)
-    assert zc.wait_leader(30) == new

@@ -64,8 +64,8 @@ impl Election {
     }
 
     /// Joins the ZooKeeper lock and runs the election in the background. A lost session or a
-    /// deleted own lock node ends the process (as upstream's meta does): a restarted meta
-    /// queues for the lock again.
+    /// deleted own lock node ends the process (as upstream's meta does) and starts it anew, so
+    /// it queues for the lock again (see `fatal`).
     pub async fn zookeeper(
         client: zk::Client,
         lock_root: &str,
@@ -131,13 +131,44 @@ async fn remove_own_duplicates(client: &zk::Client, dir: &str, me: &str, value: 
     }
 }
 
+/// Gives up the lock for good: the lease is lost (session expired or lock node gone), so this
+/// process must not act as leader again. Like upstream's meta it leaves at once; instead of
+/// relying on a supervisor it then starts itself anew (same pid, same arguments), so the fresh
+/// process reconnects (with backoff while ZooKeeper is away) and queues for the lock again
+/// with an empty state. `PEGASUS_META_EXIT_ON_LOCK_LOSS=1` makes it just exit.
 fn fatal(msg: &str) -> ! {
-    log::error!("{msg}; the meta server exits (restart it to queue for the lock again)");
-    eprintln!("pegasus_server: {msg}; exiting");
+    let exit_only = std::env::var("PEGASUS_META_EXIT_ON_LOCK_LOSS").is_ok_and(|v| v == "1");
+    if exit_only {
+        log::error!("{msg}; the meta server exits (restart it to queue for the lock again)");
+        eprintln!("pegasus_server: {msg}; exiting");
+        std::process::exit(1)
+    }
+    log::error!("{msg}; this meta stops acting as leader and restarts its process to queue for the lock again");
+    eprintln!("pegasus_server: {msg}; restarting");
+    // A pause against restart storms; std::thread::sleep because nothing else may run now.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let err = restart_self();
+    log::error!("cannot restart the meta server process ({err}); exiting");
     std::process::exit(1)
 }
 
-/// Steps down as soon as the session is disconnected; exits once it is expired or closed.
+/// Replaces this process with a fresh run of the same binary and arguments.
+fn restart_self() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    // argv[0] as started (e.g. run.sh's symlink, which follows rebuilds), else /proc/self/exe;
+    // the working directory is kept, so a relative argv[0] still resolves.
+    let exe = match args.next() {
+        Some(a) if std::path::Path::new(&a).components().count() > 1 => a.into(),
+        _ => match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => return e,
+        },
+    };
+    std::process::Command::new(exe).args(args).exec()
+}
+
+/// Steps down as soon as the session is disconnected; restarts once it is expired or closed.
 async fn watch_session(client: zk::Client, tx: watch::Sender<LeaderView>) {
     let mut w = client.state_watcher();
     loop {
