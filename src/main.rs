@@ -1,6 +1,6 @@
 //! `pegasus_server`: the one binary of pegasus-rs, started like upstream's
-//! (`pegasus_server config.ini -app_list meta|replica`), plus `probe`, which tells scripts
-//! whether a table is fully served.
+//! (`pegasus_server config.ini -app_list meta|replica`), plus script helpers: `probe` (is a
+//! table fully served?), `leader` (which meta leads?) and `create_app`.
 
 use pegasus_rs::{config, idl, logging, meta, replica, rpc};
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use config::{Config, ConfigError};
 use idl::dsn::RpcAddress;
 
-const USAGE: &str = "usage:\n  pegasus_server <config.ini> -app_list meta|replica [-cargs k1=v1;k2=v2]\n  pegasus_server probe <meta_addr[,meta_addr...]> <table>";
+const USAGE: &str = "usage:\n  pegasus_server <config.ini> -app_list meta|replica [-cargs k1=v1;k2=v2]\n  pegasus_server probe <meta_addr[,meta_addr...]> <table>\n  pegasus_server leader <meta_addr[,meta_addr...]>\n  pegasus_server create_app <meta_addr[,meta_addr...]> <table> <partitions> <replicas>";
 
 fn parse_addr_list(list: &str) -> Result<Vec<SocketAddr>, String> {
     list.split(',')
@@ -115,10 +115,36 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
         "meta_state_service_type",
         "meta_state_service_simple",
     );
-    if store_type != "meta_state_service_simple" {
-        return Err(format!(
-            "[meta_server] meta_state_service_type = {store_type} is not supported yet (use meta_state_service_simple)"
-        ));
+    let lock_type = cfg.string(
+        "meta_server",
+        "distributed_lock_service_type",
+        "distributed_lock_service_simple",
+    );
+    let use_zk = match store_type.as_str() {
+        "meta_state_service_simple" => false,
+        "meta_state_service_zookeeper" => true,
+        other => {
+            return Err(format!(
+                "[meta_server] meta_state_service_type = {other:?}: expected meta_state_service_simple or meta_state_service_zookeeper"
+            ))
+        }
+    };
+    let zk_lock = match lock_type.as_str() {
+        "distributed_lock_service_simple" => false,
+        "distributed_lock_service_zookeeper" => true,
+        other => {
+            return Err(format!(
+                "[meta_server] distributed_lock_service_type = {other:?}: expected distributed_lock_service_simple or distributed_lock_service_zookeeper"
+            ))
+        }
+    };
+    if zk_lock && !use_zk {
+        return Err("distributed_lock_service_zookeeper needs meta_state_service_zookeeper".into());
+    }
+    if use_zk && !zk_lock {
+        log::warn!(
+            "ZooKeeper state with distributed_lock_service_simple: run only ONE meta server on this cluster root"
+        );
     }
     let params = cfg.string("meta_server", "meta_state_service_parameters", "");
     let store_dir = match params.split_whitespace().next() {
@@ -183,12 +209,44 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
     };
     let check_interval = secs(&cfg, "fd_check_interval_seconds", 2).map_err(c)?;
     let defaults = default_apps(&cfg).map_err(c)?;
-    let store = meta::state_store::LocalStore::open(&store_dir).map_err(|e| e.to_string())?;
-    let state = meta::server_state::ServerState::load(Box::new(store), opts, &defaults)?;
-    warn_unused(&cfg, &["meta_server"]);
     let self_addr = RpcAddress::from_ipv4(ip, port);
-    let service = meta::service::MetaService::new(state, self_addr, check_interval);
-    service.start_checker();
+    let self_str = self_addr.to_string();
+    let (election, zk_hosts, store): (_, _, Box<dyn meta::state_store::StateStore>) = if use_zk {
+        let zk_opts = meta::zk_store::ZkOptions {
+            hosts: cfg.string("zookeeper", "hosts_list", ""),
+            session_timeout: millis(&cfg, "zookeeper", "timeout_ms", 30_000).map_err(c)?,
+        };
+        let _ = cfg.get("zookeeper", "logfile");
+        let client = meta::zk_store::connect(&zk_opts).await?;
+        let election = if zk_lock {
+            let lock_params = cfg.string("meta_server", "distributed_lock_service_parameters", "");
+            let lock_root = lock_params.split_whitespace().next().unwrap_or("");
+            meta::election::Election::zookeeper(client.clone(), lock_root, &self_str).await?
+        } else {
+            meta::election::Election::simple(&self_str)
+        };
+        let store = meta::zk_store::ZkStore::new(client);
+        (election, zk_opts.hosts, Box::new(store))
+    } else {
+        // Read by the ZooKeeper services only.
+        for (sec, key) in [
+            ("meta_server", "distributed_lock_service_parameters"),
+            ("zookeeper", "hosts_list"),
+            ("zookeeper", "timeout_ms"),
+            ("zookeeper", "logfile"),
+        ] {
+            let _ = cfg.get(sec, key);
+        }
+        let store = meta::state_store::LocalStore::open(&store_dir).map_err(|e| e.to_string())?;
+        (
+            meta::election::Election::simple(&self_str),
+            String::new(),
+            Box::new(store),
+        )
+    };
+    warn_unused(&cfg, &["meta_server", "zookeeper"]);
+    let service = meta::service::MetaService::new(self_addr, check_interval, election, zk_hosts);
+    service.start(move || meta::server_state::ServerState::load(store, opts, &defaults));
     let listener = listen(SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::UNSPECIFIED,
         port,
@@ -412,6 +470,120 @@ async fn probe(metas: &str, table: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Calls one meta RPC on each meta in turn and returns the first decodable reply that does not
+/// say ERR_FORWARD_TO_OTHERS / ERR_SERVICE_NOT_ACTIVE (as `is_served` judges).
+async fn call_leader<Req, Resp>(
+    metas: &str,
+    rpc_name: &str,
+    req: &Req,
+    is_served: impl Fn(&Resp) -> bool,
+) -> Option<(SocketAddr, Resp)>
+where
+    Req: thrift::protocol::TSerializable,
+    Resp: thrift::protocol::TSerializable,
+{
+    let addrs = parse_addr_list(metas).ok()?;
+    let arg = rpc::frame::ReplyValue {
+        ttype: 12,
+        bytes: idl::protocol::encode_struct(req),
+    };
+    for a in addrs {
+        let client = rpc::client::RpcClient::new(a, 0);
+        let Ok(reply) = client
+            .call(rpc_name, 0, 0, &arg, Duration::from_secs(5))
+            .await
+        else {
+            continue;
+        };
+        if reply.error != "ERR_OK" {
+            continue;
+        }
+        let Ok(resp) = idl::protocol::decode::<Resp>(&reply.body, idl::protocol::read_arg) else {
+            continue;
+        };
+        if is_served(&resp) {
+            return Some((a, resp));
+        }
+    }
+    None
+}
+
+fn served(err: &Option<idl::dsn::ErrorCode>) -> bool {
+    !matches!(
+        err,
+        Some(e) if *e == idl::dsn::ErrorCode::FORWARD_TO_OTHERS
+            || *e == idl::dsn::ErrorCode::SERVICE_NOT_ACTIVE
+    )
+}
+
+/// `leader`: prints the meta leader's address (from RPC_CM_CLUSTER_INFO); exit 1 if no meta
+/// answers as leader.
+async fn leader(metas: &str) -> ExitCode {
+    let req = idl::meta_admin::ConfigurationClusterInfoRequest {};
+    let got = call_leader(
+        metas,
+        "RPC_CM_CLUSTER_INFO",
+        &req,
+        |r: &idl::meta_admin::ConfigurationClusterInfoResponse| served(&r.err),
+    )
+    .await;
+    let Some((addr, resp)) = got else {
+        eprintln!("no meta server of {metas} answers as leader");
+        return ExitCode::from(1);
+    };
+    let keys = resp.keys.unwrap_or_default();
+    let values = resp.values.unwrap_or_default();
+    match keys.iter().position(|k| k == "primary_meta_server") {
+        Some(i) if i < values.len() => println!("{}", values[i]),
+        _ => println!("{addr}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `create_app`: creates a table through the leader; exit 0 when created (or it exists).
+async fn create_app(metas: &str, name: &str, partitions: &str, replicas: &str) -> ExitCode {
+    let (Ok(pc), Ok(rc)) = (partitions.parse::<i32>(), replicas.parse::<i32>()) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let req = idl::meta_admin::ConfigurationCreateAppRequest {
+        app_name: Some(name.to_string()),
+        options: Some(idl::meta_admin::CreateAppOptions {
+            partition_count: Some(pc),
+            replica_count: Some(rc),
+            success_if_exist: Some(true),
+            app_type: Some("pegasus".into()),
+            is_stateful: Some(true),
+            envs: Some(Default::default()),
+            atomic_idempotent: Some(false),
+        }),
+    };
+    let got = call_leader(
+        metas,
+        "RPC_CM_CREATE_APP",
+        &req,
+        |r: &idl::meta_admin::ConfigurationCreateAppResponse| served(&r.err),
+    )
+    .await;
+    match got {
+        Some((addr, r)) if r.err.as_ref().is_some_and(|e| e.is_ok()) => {
+            println!(
+                "created table {name} (app id {}) via {addr}",
+                r.appid.unwrap_or(0)
+            );
+            ExitCode::SUCCESS
+        }
+        Some((addr, r)) => {
+            eprintln!("create_app {name} via {addr} failed: {:?}", r.err);
+            ExitCode::from(1)
+        }
+        None => {
+            eprintln!("no meta server of {metas} answers as leader");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     logging::init();
     let args: Vec<String> = std::env::args().collect();
@@ -428,6 +600,24 @@ fn main() -> ExitCode {
     if args.get(1).map(|s| s.as_str()) == Some("probe") {
         return match (args.get(2), args.get(3)) {
             (Some(m), Some(t)) => rt.block_on(probe(m, t)),
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if args.get(1).map(|s| s.as_str()) == Some("leader") {
+        return match args.get(2) {
+            Some(m) => rt.block_on(leader(m)),
+            None => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if args.get(1).map(|s| s.as_str()) == Some("create_app") {
+        return match (args.get(2), args.get(3), args.get(4), args.get(5)) {
+            (Some(m), Some(t), Some(p), Some(r)) => rt.block_on(create_app(m, t, p, r)),
             _ => {
                 eprintln!("{USAGE}");
                 ExitCode::from(2)

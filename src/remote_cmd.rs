@@ -38,11 +38,13 @@ pub fn http(path: &str, role: &str) -> HttpReply {
     match p {
         "/version" => HttpReply {
             status: 200,
+            location: None,
             content_type: "application/json",
             body: format!("{{\"Version\":\"{VERSION}\",\"GitCommit\":\"\",\"Role\":\"{role}\"}}\n"),
         },
         _ => HttpReply {
             status: 404,
+            location: None,
             content_type: "text/plain",
             body: format!("no such page: {p}\n"),
         },

@@ -5,14 +5,18 @@
 #
 #   tools/install_deps.sh           build deps + compat test deps
 #   tools/install_deps.sh --build   only what `cargo build` needs
+#   tools/install_deps.sh --zookeeper  only Debian's zookeeper (and a JRE), for
+#                                   onebox clusters with several meta servers
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_ONLY=0
+ZK_ONLY=0
 case "${1:-}" in
     "") ;;
     --build) BUILD_ONLY=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --zookeeper) ZK_ONLY=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install_deps.sh: unknown option $1" >&2; exit 1 ;;
 esac
 
@@ -27,15 +31,20 @@ want_pkg() {
     pkg_installed "$1" || missing+=("$1")
 }
 
-# The RocksDB crate compiles C++ and generates its bindings with bindgen,
-# which loads libclang.
-if ! command -v c++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
-    want_pkg build-essential
-fi
-want_pkg clang
-want_pkg libclang-dev
-if [ $BUILD_ONLY -eq 0 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    want_pkg python3-venv
+if [ $ZK_ONLY -eq 1 ]; then
+    # The server runs from the package's jars (run.sh starts it with java).
+    want_pkg zookeeper
+else
+    # The RocksDB crate compiles C++ and generates its bindings with bindgen,
+    # which loads libclang.
+    if ! command -v c++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+        want_pkg build-essential
+    fi
+    want_pkg clang
+    want_pkg libclang-dev
+    if [ $BUILD_ONLY -eq 0 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        want_pkg python3-venv
+    fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -51,6 +60,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ $ZK_ONLY -eq 1 ]; then
+    log "ok"
+    exit 0
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,7 +1,9 @@
 //! The meta server: cluster state, its persistence, and its RPC surface.
 
+pub mod election;
 pub mod guardian;
 pub mod json;
 pub mod server_state;
 pub mod service;
 pub mod state_store;
+pub mod zk_store;

@@ -1,11 +1,12 @@
 //! The meta server's RPC surface: table DDL and listing, partition queries, failure-detector
 //! beacons and config sync, all serialised on one state lock; plus the periodic checker.
+//! Only the elected leader holds the state; other metas point callers at the leader.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::idl::dsn::{ErrorCode, RpcAddress};
 use crate::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
@@ -15,13 +16,31 @@ use crate::rpc::client::RpcClient;
 use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
 
+use super::election::{Election, LeaderView};
 use super::server_state::{Outgoing, ServerState, PARTITION_FLAG_DROPPED};
 
 pub struct MetaService {
-    state: Mutex<ServerState>,
+    /// Loaded when this meta becomes the leader; `None` before.
+    state: Mutex<Option<ServerState>>,
     self_addr: RpcAddress,
     check_interval: Duration,
     peers: std::sync::Mutex<std::collections::HashMap<u64, Arc<RpcClient>>>,
+    election: Election,
+    /// `[zookeeper] hosts_list` (empty on the local store), for RPC_CM_CLUSTER_INFO.
+    zk_hosts: String,
+}
+
+/// Resolves a leader's `host:port` (IPv4 literals need no lookup).
+pub fn resolve_leader(s: &str) -> Option<RpcAddress> {
+    use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+    let a = match s.parse::<SocketAddrV4>() {
+        Ok(a) => a,
+        Err(_) => match s.to_socket_addrs().ok()?.find(|a| a.is_ipv4())? {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => return None,
+        },
+    };
+    Some(RpcAddress::from_ipv4(*a.ip(), a.port()))
 }
 
 fn now_ms() -> i64 {
@@ -41,31 +60,69 @@ fn level_name(l: MetaFunctionLevel) -> &'static str {
 
 impl MetaService {
     pub fn new(
-        state: ServerState,
         self_addr: RpcAddress,
         check_interval: Duration,
+        election: Election,
+        zk_hosts: String,
     ) -> Arc<MetaService> {
         Arc::new(MetaService {
-            state: Mutex::new(state),
+            state: Mutex::new(None),
             self_addr,
             check_interval,
             peers: std::sync::Mutex::new(std::collections::HashMap::new()),
+            election,
+            zk_hosts,
         })
     }
 
-    /// Runs the periodic checker (node expiry, the partition guardian).
-    pub fn start_checker(self: &Arc<Self>) {
+    /// Waits to win the election, then loads the state with `load` and starts the periodic
+    /// checker (node expiry, the partition guardian), which only runs while leader. A state
+    /// that cannot be loaded ends the process.
+    pub fn start<F>(self: &Arc<Self>, load: F)
+    where
+        F: FnOnce() -> Result<ServerState, String> + Send + 'static,
+    {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut rx = me.election.subscribe();
+            if rx.wait_for(|v| v.is_leader).await.is_err() {
+                return;
+            }
+            log::info!("meta {} is the leader; loading the state", me.self_addr);
+            let state = {
+                let mut guard = me.state.lock().await;
+                match load() {
+                    Ok(s) => *guard = Some(s),
+                    Err(e) => {
+                        log::error!("cannot load the meta state: {e}; exiting");
+                        eprintln!("pegasus_server: cannot load the meta state: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                guard.is_some()
+            };
+            log::info!(
+                "meta {} serves as leader (state loaded: {state})",
+                me.self_addr
+            );
             loop {
                 tokio::time::sleep(me.check_interval).await;
-                me.run_check().await;
+                if me.election.view().is_leader {
+                    me.run_check().await;
+                }
             }
         });
     }
 
+    /// The state, when this meta has loaded it.
+    async fn st(&self) -> Option<MappedMutexGuard<'_, ServerState>> {
+        MutexGuard::try_map(self.state.lock().await, |s| s.as_mut()).ok()
+    }
+
     async fn run_check(&self) {
-        let out = self.state.lock().await.check(Instant::now(), now_ms());
+        let Some(mut s) = self.st().await else { return };
+        let out = s.check(Instant::now(), now_ms());
+        drop(s);
         self.send_proposals(out);
     }
 
@@ -112,7 +169,12 @@ impl MetaService {
         req: ConfigurationUpdateRequest,
     ) -> Option<ConfigurationUpdateResponse> {
         let (resp, out) = {
-            let mut s = self.state.lock().await;
+            let Some(mut s) = self.st().await else {
+                return Some(ConfigurationUpdateResponse {
+                    err: Some(ErrorCode::SERVICE_NOT_ACTIVE),
+                    config: req.config,
+                });
+            };
             let (err, config) = s.update_configuration(req, now_ms())?;
             // Cure right away so the next step (e.g. adding secondaries) starts now.
             let out = if err == ErrorCode::OK {
@@ -132,8 +194,8 @@ impl MetaService {
         Some(resp)
     }
 
-    async fn query_cfg(&self, req: QueryCfgRequest) -> QueryCfgResponse {
-        let s = self.state.lock().await;
+    async fn query_cfg(&self, req: QueryCfgRequest) -> Option<QueryCfgResponse> {
+        let s = self.st().await?;
         let name = req.app_name.unwrap_or_default();
         let mut resp = QueryCfgResponse {
             err: Some(ErrorCode::OK),
@@ -144,21 +206,21 @@ impl MetaService {
         };
         let Some(app) = s.app_by_name(&name) else {
             resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
-            return resp;
+            return Some(resp);
         };
         match app.info.status {
             Some(AppStatus::AS_AVAILABLE) => {}
             Some(AppStatus::AS_CREATING) | Some(AppStatus::AS_RECALLING) => {
                 resp.err = Some(ErrorCode::BUSY_CREATING);
-                return resp;
+                return Some(resp);
             }
             Some(AppStatus::AS_DROPPING) => {
                 resp.err = Some(ErrorCode::BUSY_DROPPING);
-                return resp;
+                return Some(resp);
             }
             _ => {
                 resp.err = Some(ErrorCode::UNKNOWN);
-                return resp;
+                return Some(resp);
             }
         }
         let count = app.partitions.len() as i32;
@@ -180,14 +242,14 @@ impl MetaService {
                 .collect()
         };
         resp.partitions = Some(parts);
-        resp
+        Some(resp)
     }
 
     async fn create_app(
         &self,
         req: ConfigurationCreateAppRequest,
-    ) -> ConfigurationCreateAppResponse {
-        let mut s = self.state.lock().await;
+    ) -> Option<ConfigurationCreateAppResponse> {
+        let mut s = self.st().await?;
         let mut resp = ConfigurationCreateAppResponse {
             err: Some(ErrorCode::OK),
             appid: Some(0),
@@ -201,7 +263,7 @@ impl MetaService {
         let stateful = o.is_stateful.unwrap_or(true);
         if s.effective_level().0 <= MetaFunctionLevel::FL_FREEZED.0 {
             resp.err = Some(ErrorCode::STATE_FREEZED);
-            return resp;
+            return Some(resp);
         }
         if name.is_empty()
             || pc <= 0
@@ -210,7 +272,7 @@ impl MetaService {
             || rc as usize > s.alive_nodes().len()
         {
             resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-            return resp;
+            return Some(resp);
         }
         if let Some(existing) = s.app_by_name(&name) {
             let i = &existing.info;
@@ -235,17 +297,20 @@ impl MetaService {
                 Some(AppStatus::AS_DROPPING) => ErrorCode::BUSY_DROPPING,
                 _ => ErrorCode::APP_EXIST,
             });
-            return resp;
+            return Some(resp);
         }
         match s.create_app(&name, &app_type, pc, rc, stateful, envs, pc) {
             Ok(id) => resp.appid = Some(id),
             Err(e) => resp.err = Some(e),
         }
-        resp
+        Some(resp)
     }
 
-    async fn drop_app(&self, req: ConfigurationDropAppRequest) -> ConfigurationDropAppResponse {
-        let mut s = self.state.lock().await;
+    async fn drop_app(
+        &self,
+        req: ConfigurationDropAppRequest,
+    ) -> Option<ConfigurationDropAppResponse> {
+        let mut s = self.st().await?;
         let name = req.app_name.unwrap_or_default();
         let o = req.options.unwrap_or_default();
         let err = match s
@@ -266,11 +331,14 @@ impl MetaService {
             Some((_, Some(AppStatus::AS_DROPPING))) => ErrorCode::BUSY_DROPPING,
             Some(_) => ErrorCode::BUSY_CREATING,
         };
-        ConfigurationDropAppResponse { err: Some(err) }
+        Some(ConfigurationDropAppResponse { err: Some(err) })
     }
 
-    async fn list_apps(&self, req: ConfigurationListAppsRequest) -> ConfigurationListAppsResponse {
-        let s = self.state.lock().await;
+    async fn list_apps(
+        &self,
+        req: ConfigurationListAppsRequest,
+    ) -> Option<ConfigurationListAppsResponse> {
+        let s = self.st().await?;
         let want = req.status.unwrap_or(AppStatus::AS_INVALID);
         let infos = s
             .apps
@@ -292,18 +360,18 @@ impl MetaService {
             })
             .map(|a| a.info.clone())
             .collect();
-        ConfigurationListAppsResponse {
+        Some(ConfigurationListAppsResponse {
             err: Some(ErrorCode::OK),
             infos: Some(infos),
             hint_message: None,
-        }
+        })
     }
 
     async fn list_nodes(
         &self,
         req: ConfigurationListNodesRequest,
-    ) -> ConfigurationListNodesResponse {
-        let s = self.state.lock().await;
+    ) -> Option<ConfigurationListNodesResponse> {
+        let s = self.st().await?;
         let want = req.status.unwrap_or(NodeStatus::NS_INVALID);
         let mut alive: Vec<NodeInfo> = Vec::new();
         let mut dead: Vec<NodeInfo> = Vec::new();
@@ -328,14 +396,14 @@ impl MetaService {
             NodeStatus::NS_UNALIVE => dead,
             _ => alive.into_iter().chain(dead).collect(),
         };
-        ConfigurationListNodesResponse {
+        Some(ConfigurationListNodesResponse {
             err: Some(ErrorCode::OK),
             infos: Some(infos),
-        }
+        })
     }
 
-    async fn cluster_info(&self) -> ConfigurationClusterInfoResponse {
-        let s = self.state.lock().await;
+    async fn cluster_info(&self) -> Option<ConfigurationClusterInfoResponse> {
+        let s = self.st().await?;
         let keys = [
             "meta_servers",
             "primary_meta_server",
@@ -350,7 +418,7 @@ impl MetaService {
         let values = vec![
             s.opts.server_list.join(","),
             self.self_addr.to_string(),
-            String::new(),
+            self.zk_hosts.clone(),
             s.opts.cluster_root.clone(),
             level_name(s.effective_level()).to_string(),
             "{\n  \"copy_pri\": 0,\n  \"copy_sec\": 0,\n  \"move_pri\": 0,\n  \"total\": 0\n}"
@@ -359,35 +427,35 @@ impl MetaService {
             "0.00".to_string(),
             s.opts.cluster_name.clone(),
         ];
-        ConfigurationClusterInfoResponse {
+        Some(ConfigurationClusterInfoResponse {
             err: Some(ErrorCode::OK),
             keys: Some(keys.iter().map(|k| k.to_string()).collect()),
             values: Some(values),
-        }
+        })
     }
 
     async fn control_meta(
         &self,
         req: ConfigurationMetaControlRequest,
-    ) -> ConfigurationMetaControlResponse {
-        let mut s = self.state.lock().await;
+    ) -> Option<ConfigurationMetaControlResponse> {
+        let mut s = self.st().await?;
         let old = s.level;
         if let Some(l) = req.level {
             if l != MetaFunctionLevel::FL_INVALID && [100, 200, 300, 400, 500].contains(&l.0) {
                 s.level = l;
             }
         }
-        ConfigurationMetaControlResponse {
+        Some(ConfigurationMetaControlResponse {
             err: Some(ErrorCode::OK),
             old_level: Some(old),
-        }
+        })
     }
 
     async fn update_app_env(
         &self,
         req: ConfigurationUpdateAppEnvRequest,
-    ) -> ConfigurationUpdateAppEnvResponse {
-        let mut s = self.state.lock().await;
+    ) -> Option<ConfigurationUpdateAppEnvResponse> {
+        let mut s = self.st().await?;
         let mut resp = ConfigurationUpdateAppEnvResponse {
             err: Some(ErrorCode::OK),
             hint_message: Some(String::new()),
@@ -395,7 +463,7 @@ impl MetaService {
         let name = req.app_name.unwrap_or_default();
         let Some(app) = s.app_by_name(&name) else {
             resp.err = Some(ErrorCode::APP_NOT_EXIST);
-            return resp;
+            return Some(resp);
         };
         let app_id = app.info.app_id.unwrap_or(0);
         let mut info = app.info.clone();
@@ -406,7 +474,7 @@ impl MetaService {
                 let values = req.values.unwrap_or_default();
                 if keys.is_empty() || keys.len() != values.len() {
                     resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return resp;
+                    return Some(resp);
                 }
                 for (k, v) in keys.into_iter().zip(values) {
                     envs.insert(k, v);
@@ -416,7 +484,7 @@ impl MetaService {
                 let keys = req.keys.unwrap_or_default();
                 if keys.is_empty() {
                     resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return resp;
+                    return Some(resp);
                 }
                 let before = envs.len();
                 for k in keys {
@@ -429,7 +497,7 @@ impl MetaService {
             3 => {
                 let Some(prefix) = req.clear_prefix else {
                     resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return resp;
+                    return Some(resp);
                 };
                 if prefix.is_empty() {
                     envs.clear();
@@ -440,24 +508,19 @@ impl MetaService {
             }
             _ => {
                 resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                return resp;
+                return Some(resp);
             }
         }
         info.envs = Some(envs);
         if let Err(e) = s.update_app_info(app_id, info) {
             resp.err = Some(e);
         }
-        resp
+        Some(resp)
     }
 
-    async fn beacon(&self, req: BeaconMsg) -> BeaconAck {
-        let mut s = self.state.lock().await;
-        if let Some(from) = req.from_node.filter(|a| !a.is_invalid()) {
-            if s.on_beacon(from.0, Instant::now()) {
-                log::info!("replica server {from} connected");
-            }
-        }
-        BeaconAck {
+    /// Beacons: the leader records the sender; any other meta names the leader it knows.
+    async fn beacon(&self, req: BeaconMsg, view: &LeaderView) -> BeaconAck {
+        let mut ack = BeaconAck {
             time: req.time,
             this_node: req.to_node.or(Some(self.self_addr)),
             primary_node: Some(self.self_addr),
@@ -465,14 +528,110 @@ impl MetaService {
             allowed: Some(true),
             hp_this_node: None,
             hp_primary_node: None,
+        };
+        if !view.is_leader {
+            ack.is_master = Some(false);
+            ack.primary_node = Some(self.leader_address(view).unwrap_or(RpcAddress::INVALID));
+            return ack;
+        }
+        // Before the state is loaded the beacon is answered but not recorded; the loaded
+        // configurations give every known node a grace period anyway.
+        if let Some(mut s) = self.st().await {
+            if let Some(from) = req.from_node.filter(|a| !a.is_invalid()) {
+                if s.on_beacon(from.0, Instant::now()) {
+                    log::info!("replica server {from} connected");
+                }
+            }
+        }
+        ack
+    }
+
+    /// The leader's RPC address, if known.
+    fn leader_address(&self, view: &LeaderView) -> Option<RpcAddress> {
+        if view.is_leader {
+            return Some(self.self_addr);
+        }
+        view.leader.as_deref().and_then(resolve_leader)
+    }
+
+    /// The reply of a meta that cannot serve the call itself: `err` (ERR_FORWARD_TO_OTHERS on
+    /// a non-leader, ERR_SERVICE_NOT_ACTIVE on a leader still loading) in the RPC's own
+    /// response struct; the partition query also names the leader as upstream does.
+    fn unserved(&self, req: &Request, err: ErrorCode, view: &LeaderView) -> Reply {
+        let e = Some(err);
+        match req.name.as_str() {
+            "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" => {
+                let mut parts = Vec::new();
+                if err == ErrorCode::FORWARD_TO_OTHERS {
+                    if let Some(leader) = self.leader_address(view) {
+                        parts.push(crate::idl::dsn_layer2::PartitionConfiguration {
+                            pid: Some(crate::idl::dsn::Gpid::new(0, 0)),
+                            ballot: Some(0),
+                            max_replica_count: Some(0),
+                            primary: Some(leader),
+                            secondaries: Some(Vec::new()),
+                            last_drops: Some(Vec::new()),
+                            last_committed_decree: Some(0),
+                            partition_flags: Some(0),
+                            hp_primary: None,
+                            hp_secondaries: None,
+                            hp_last_drops: None,
+                        });
+                    }
+                }
+                Reply::of(&QueryCfgResponse {
+                    err: e,
+                    app_id: Some(0),
+                    partition_count: Some(0),
+                    is_stateful: Some(false),
+                    partitions: Some(parts),
+                })
+            }
+            "RPC_CM_CREATE_APP" => Reply::of(&ConfigurationCreateAppResponse {
+                err: e,
+                appid: Some(0),
+            }),
+            "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_LIST_APPS" => Reply::of(&ConfigurationListAppsResponse {
+                err: e,
+                infos: Some(Vec::new()),
+                hint_message: None,
+            }),
+            "RPC_CM_LIST_NODES" => Reply::of(&ConfigurationListNodesResponse {
+                err: e,
+                infos: Some(Vec::new()),
+            }),
+            "RPC_CM_CLUSTER_INFO" => Reply::of(&ConfigurationClusterInfoResponse {
+                err: e,
+                keys: Some(Vec::new()),
+                values: Some(Vec::new()),
+            }),
+            "RPC_CM_CONTROL_META" => Reply::of(&ConfigurationMetaControlResponse {
+                err: e,
+                old_level: Some(MetaFunctionLevel::FL_INVALID),
+            }),
+            "RPC_CM_UPDATE_APP_ENV" => Reply::of(&ConfigurationUpdateAppEnvResponse {
+                err: e,
+                hint_message: Some(String::new()),
+            }),
+            "RPC_CM_UPDATE_PARTITION_CONFIGURATION" => {
+                let config = arg::<ConfigurationUpdateRequest>(req).and_then(|r| r.config);
+                Reply::of(&ConfigurationUpdateResponse { err: e, config })
+            }
+            "RPC_CM_CONFIG_SYNC" => Reply::of(&ConfigurationQueryByNodeResponse {
+                err: e,
+                partitions: Some(Vec::new()),
+                gc_replicas: None,
+            }),
+            _ => Reply::err("ERR_HANDLER_NOT_FOUND"),
         }
     }
 
     async fn config_sync(
         &self,
         req: ConfigurationQueryByNodeRequest,
-    ) -> ConfigurationQueryByNodeResponse {
-        let s = self.state.lock().await;
+    ) -> Option<ConfigurationQueryByNodeResponse> {
+        let s = self.st().await?;
         let node = req.node.unwrap_or_default();
         let mut resp = ConfigurationQueryByNodeResponse {
             err: Some(ErrorCode::OK),
@@ -481,7 +640,7 @@ impl MetaService {
         };
         if !s.nodes.contains_key(&node.0) {
             resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
-            return resp;
+            return Some(resp);
         }
         let mut out = Vec::new();
         for app in s.apps.values() {
@@ -506,13 +665,41 @@ impl MetaService {
             }
         }
         resp.partitions = Some(out);
-        resp
+        Some(resp)
     }
 
     /// Table list and node list for the HTTP pages.
     async fn http_page(&self, path: &str) -> HttpReply {
-        let s = self.state.lock().await;
         let p = path.split('?').next().unwrap_or("/");
+        if !matches!(p, "/meta/apps" | "/meta/nodes") {
+            return crate::remote_cmd::http(path, "meta");
+        }
+        let view = self.election.view();
+        if !view.is_leader {
+            // Upstream redirects state pages of a non-leader to the leader.
+            return match view.leader.as_deref() {
+                Some(leader) => HttpReply {
+                    status: 307,
+                    content_type: "text/plain",
+                    body: format!("the meta leader is {leader}\n"),
+                    location: Some(format!("http://{leader}{path}")),
+                },
+                None => HttpReply {
+                    status: 503,
+                    content_type: "text/plain",
+                    body: "no meta leader is known yet\n".into(),
+                    location: None,
+                },
+            };
+        }
+        let Some(s) = self.st().await else {
+            return HttpReply {
+                status: 503,
+                content_type: "text/plain",
+                body: "the meta leader is still loading its state\n".into(),
+                location: None,
+            };
+        };
         let body = match p {
             "/meta/apps" => {
                 let mut m = BTreeMap::new();
@@ -547,6 +734,7 @@ impl MetaService {
             status: 200,
             content_type: "application/json",
             body,
+            location: None,
         }
     }
 }
@@ -555,38 +743,49 @@ impl Handler for MetaService {
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>> {
         Box::pin(async move {
             let bad = || Some(Reply::err("ERR_INVALID_DATA"));
-            match req.name.as_str() {
+            let view = self.election.view();
+            let name = req.name.as_str();
+            let any_meta = matches!(
+                name,
+                "RPC_NEGOTIATION" | "RPC_CLI_CLI_CALL" | "RPC_FD_FAILURE_DETECTOR_PING"
+            );
+            if !view.is_leader && !any_meta {
+                return Some(self.unserved(&req, ErrorCode::FORWARD_TO_OTHERS, &view));
+            }
+            let not_active = || Some(self.unserved(&req, ErrorCode::SERVICE_NOT_ACTIVE, &view));
+            let reply = |r: Option<Reply>| r.or_else(not_active);
+            match name {
                 "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.query_cfg(r).await)),
+                    Some(r) => reply(self.query_cfg(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_CREATE_APP" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.create_app(r).await)),
+                    Some(r) => reply(self.create_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_DROP_APP" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.drop_app(r).await)),
+                    Some(r) => reply(self.drop_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_LIST_APPS" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.list_apps(r).await)),
+                    Some(r) => reply(self.list_apps(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_LIST_NODES" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.list_nodes(r).await)),
+                    Some(r) => reply(self.list_nodes(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
-                "RPC_CM_CLUSTER_INFO" => Some(Reply::of(&self.cluster_info().await)),
+                "RPC_CM_CLUSTER_INFO" => reply(self.cluster_info().await.map(|x| Reply::of(&x))),
                 "RPC_CM_CONTROL_META" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.control_meta(r).await)),
+                    Some(r) => reply(self.control_meta(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_UPDATE_APP_ENV" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.update_app_env(r).await)),
+                    Some(r) => reply(self.update_app_env(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_FD_FAILURE_DETECTOR_PING" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.beacon(r).await)),
+                    Some(r) => Some(Reply::of(&self.beacon(r, &view).await)),
                     None => bad(),
                 },
                 "RPC_CM_UPDATE_PARTITION_CONFIGURATION" => match arg(&req) {
@@ -597,7 +796,7 @@ impl Handler for MetaService {
                     None => bad(),
                 },
                 "RPC_CM_CONFIG_SYNC" => match arg(&req) {
-                    Some(r) => Some(Reply::of(&self.config_sync(r).await)),
+                    Some(r) => reply(self.config_sync(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),

@@ -490,6 +490,7 @@ mod tests {
             Box::pin(async move {
                 HttpReply {
                     status: 404,
+                    location: None,
                     content_type: "text/plain",
                     body: String::new(),
                 }

@@ -41,6 +41,8 @@ pub struct HttpReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// A `Location` header (for redirects).
+    pub location: Option<String>,
 }
 
 /// The role-specific request handler of a server.
@@ -193,11 +195,18 @@ async fn serve_http<H: Handler>(
     let reply = handler.http(path).await;
     let reason = match reply.status {
         200 => "OK",
+        307 => "Temporary Redirect",
         404 => "Not Found",
+        503 => "Service Unavailable",
         _ => "Error",
     };
+    let location = reply
+        .location
+        .as_deref()
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     let resp = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 {} {}\r\n{location}Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         reply.status,
         reason,
         reply.content_type,

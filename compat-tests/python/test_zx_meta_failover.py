@@ -1,0 +1,372 @@
+# Meta-server failover on a private onebox with ZooKeeper (3 metas on 38601-38603, 3 replica
+# servers on 38801-38803, ZooKeeper on 23181): the upstream ZooKeeper tree layout and leader
+# lock, non-leaders pointing at the leader, kill -9 of the leader meta under pypegasus3 writers
+# (no acknowledged write lost; the new leader serves and creates tables), and a leader whose
+# ZooKeeper session expires stepping down (its process restarts itself as a follower). Needs Debian's zookeeper package: run.sh installs
+# it when missing, and the tests FAIL (not skip) when it cannot. Runs before test_zy/test_zz.
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import pgharness
+from pgharness import OK
+from test_zy_pacifica import start_writers, stop_writers, longest_gap, read_back
+
+pytestmark = pytest.mark.restart  # sorted with the cluster-restarting tests, before test_zy_*
+
+META_PORT_BASE = 38600
+REPLICA_PORT_BASE = 38800
+ZK_PORT = 23181
+ZK_SESSION_TIMEOUT_MS = 10000
+METAS = ["127.0.0.1:%d" % (META_PORT_BASE + i) for i in (1, 2, 3)]
+TABLE = "temp"
+ROOT = os.path.normpath(os.path.join(pgharness.HERE, "..", ".."))
+CLUSTER_ROOT = "/pegasus/onebox"
+LOCK_DIR = "/pegasus/onebox/lock/dsn.meta.server.leader"
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+REPORT = os.path.join(pgharness.LOG_DIR, "meta_failover_report.txt")
+
+
+def report(line):
+    line = "[meta-failover] %s" % line
+    print(line, flush=True)
+    with open(REPORT, "a") as f:
+        f.write(line + "\n")
+
+
+def server_bin():
+    cand = [os.environ.get("PEGASUS_SERVER_BIN", "")]
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/pegasus-rs/target"))
+    cand += [os.path.join(target, "release", "pegasus_server"),
+             os.path.join(ROOT, "target", "release", "pegasus_server")]
+    for c in cand:
+        if c and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+class ZkCluster(object):
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="pegasus-metafo-")
+        self.onebox_dir = os.path.join(self.base, "onebox")
+        self.bin = server_bin()
+        self.metas = list(METAS)
+
+    def env(self):
+        env = dict(os.environ)
+        env.update({"ONEBOX_DIR": self.onebox_dir, "META_PORT_BASE": str(META_PORT_BASE),
+                    "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE), "ZK_PORT": str(ZK_PORT),
+                    "ZK_SESSION_TIMEOUT_MS": str(ZK_SESSION_TIMEOUT_MS),
+                    "ONEBOX_WAIT_SECONDS": "180"})
+        if self.bin:
+            env["PEGASUS_SERVER_BIN"] = self.bin
+        return env
+
+    def run(self, *args, timeout=300, check=True):
+        log_path = os.path.join(pgharness.LOG_DIR, "meta_failover_run_sh.log")
+        with open(log_path, "ab") as log:
+            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
+                       % (time.strftime("%H:%M:%S"), " ".join(args), self.onebox_dir)).encode())
+            log.flush()
+            p = subprocess.run(["bash", os.path.join(ROOT, "run.sh")] + list(args),
+                               env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT)
+        if check and p.returncode != 0:
+            with open(log_path, "rb") as f:
+                tail = f.read()[-3000:].decode("utf-8", "replace")
+            raise RuntimeError("run.sh %s exited %d:\n%s" % (" ".join(args), p.returncode, tail))
+        return p.returncode
+
+    def tool(self, *args, timeout=30):
+        p = subprocess.run([self.bin] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
+        return p.returncode, p.stdout.decode("utf-8", "replace").strip()
+
+    def leader(self, metas=None):
+        rc, out = self.tool("leader", ",".join(metas or self.metas))
+        return out.splitlines()[-1].strip() if rc == 0 and out else None
+
+    def wait_leader(self, timeout, not_addr=None, metas=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ldr = self.leader(metas)
+            if ldr and ldr != not_addr:
+                return ldr
+            time.sleep(0.2)
+        raise AssertionError("no meta leader (other than %s) after %ss; %s"
+                             % (not_addr, timeout, self.log_hint()))
+
+    def probe(self, table=TABLE):
+        try:
+            rc, out = self.tool("probe", ",".join(self.metas), table, timeout=20)
+        except subprocess.TimeoutExpired:
+            return False, "probe timed out"
+        return rc == 0, out
+
+    def wait_healthy(self, table=TABLE, timeout=180):
+        t0 = time.time()
+        while True:
+            ok, out = self.probe(table)
+            if ok:
+                return time.time() - t0
+            if time.time() - t0 > timeout:
+                raise AssertionError("table %s not fully healthy after %.0fs: %s\n%s"
+                                     % (table, timeout, out, self.log_hint()))
+            time.sleep(0.5)
+
+    def meta_index(self, addr):
+        return self.metas.index(addr) + 1
+
+    def meta_pid(self, i):
+        with open(os.path.join(self.onebox_dir, "meta%d" % i, "pegasus_server.pid")) as f:
+            return int(f.read().strip())
+
+    def meta_log(self, i):
+        with open(os.path.join(self.onebox_dir, "meta%d" % i, "pegasus_server.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def zk(self, *cmd):
+        """Runs one zkCli.sh command; returns its output lines without the client's noise."""
+        p = subprocess.run([ZKCLI, "-server", "127.0.0.1:%d" % ZK_PORT] + list(cmd),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        lines = p.stdout.decode("utf-8", "replace").splitlines()
+        return [l for l in lines if l and not l.startswith(("Connecting to", "WATCHER::",
+                                                            "WatchedEvent", "SLF4J", "log4j"))]
+
+    def zk_ls(self, path):
+        for l in reversed(self.zk("ls", path)):
+            if l.startswith("[") and l.endswith("]"):
+                inner = l[1:-1].strip()
+                return [x.strip() for x in inner.split(",")] if inner else []
+        raise AssertionError("zkCli ls %s printed no list" % path)
+
+    def zk_get(self, path):
+        for l in self.zk("get", path):
+            if l.startswith("{") or l.startswith("127.0.0.1:"):
+                return l
+        raise AssertionError("zkCli get %s printed no value" % path)
+
+    def log_hint(self):
+        return "logs under %s/{zookeeper,meta1..3,replica1..3}" % self.onebox_dir
+
+    def destroy(self):
+        try:
+            if os.path.isdir(self.onebox_dir):
+                self.run("stop_onebox", timeout=120, check=False)
+                if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
+                    self.run("clear_onebox", timeout=120, check=False)
+        finally:
+            if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
+                shutil.rmtree(self.base, ignore_errors=True)
+            else:
+                report("kept onebox at %s" % self.onebox_dir)
+
+
+def wait_gone(pid, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def zc(reactor_thread):
+    c = ZkCluster()
+    if c.bin is None:
+        pytest.skip("no pegasus_server binary (set PEGASUS_SERVER_BIN)")
+    with open(REPORT, "w") as f:
+        f.write("# meta failover report, %s, onebox %s\n"
+                % (time.strftime("%Y-%m-%d %H:%M:%S"), c.onebox_dir))
+    try:
+        # Installs and starts ZooKeeper when needed; any failure there fails the tests.
+        c.run("start_onebox", "-m", "3", timeout=900)
+        c.wait_healthy()
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_zookeeper_layout_and_leader_hints(zc):
+    leader = zc.wait_leader(60)
+    assert leader in zc.metas, leader
+    report("leader after start: %s" % leader)
+    for i in (1, 2, 3):
+        with open(os.path.join(zc.onebox_dir, "meta%d" % i, "config.ini")) as f:
+            cfg = f.read()
+        assert "meta_state_service_zookeeper" in cfg and "127.0.0.1:%d" % ZK_PORT in cfg
+
+    # upstream's layout: <root>/apps/<id> (app_info JSON) / <pidx> (partition JSON)
+    apps = zc.zk_ls(CLUSTER_ROOT + "/apps")
+    assert apps, "no app under %s/apps" % CLUSTER_ROOT
+    found = None
+    for a in apps:
+        info = json.loads(zc.zk_get("%s/apps/%s" % (CLUSTER_ROOT, a)))
+        if info["app_name"] == TABLE:
+            found = (a, info)
+    assert found, "table %s not in ZooKeeper: %r" % (TABLE, apps)
+    app_id, info = found
+    assert list(info.keys())[:5] == ["status", "app_type", "app_name", "app_id",
+                                     "partition_count"], info
+    assert info["status"] == "app_status::AS_AVAILABLE" and info["app_id"] == int(app_id)
+    parts = zc.zk_ls("%s/apps/%s" % (CLUSTER_ROOT, app_id))
+    assert sorted(int(p) for p in parts if p.isdigit()) == list(range(info["partition_count"]))
+    p0 = json.loads(zc.zk_get("%s/apps/%s/0" % (CLUSTER_ROOT, app_id)))
+    assert list(p0.keys()) == ["pid", "ballot", "max_replica_count", "primary", "secondaries",
+                               "last_drops", "last_committed_decree", "partition_flags",
+                               "hp_primary", "hp_secondaries", "hp_last_drops"], p0
+    assert p0["pid"] == "%s.0" % app_id and p0["ballot"] > 0 and len(p0["secondaries"]) == 2
+
+    # the lock: one ephemeral sequential LOCKNODE per meta holding "host:port"; smallest leads
+    nodes = zc.zk_ls(LOCK_DIR)
+    assert len(nodes) == 3 and all(n.startswith("LOCKNODE") and len(n) == 18 for n in nodes), nodes
+    owner = min(nodes, key=lambda n: int(n[len("LOCKNODE"):]))
+    assert zc.zk_get("%s/%s" % (LOCK_DIR, owner)) == leader
+    assert sorted(zc.zk_get("%s/%s" % (LOCK_DIR, n)) for n in nodes) == sorted(zc.metas)
+    report("ZooKeeper tree: apps %s, %s/apps/%s has %d partitions, lock nodes %s (owner %s)"
+           % (apps, CLUSTER_ROOT, app_id, len(parts), nodes, owner))
+
+    # every meta names the same leader (non-leaders answer ERR_FORWARD_TO_OTHERS, so the tool
+    # moves on to the leader), and a non-leader redirects HTTP state pages to it
+    for m in zc.metas:
+        assert zc.leader([m] + [x for x in zc.metas if x != m]) == leader
+    follower = [m for m in zc.metas if m != leader][0]
+    host, port = follower.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/meta/apps")
+    r = conn.getresponse()
+    assert r.status == 307 and r.getheader("Location") == "http://%s/meta/apps" % leader, \
+        (r.status, r.getheaders())
+    conn.close()
+
+    # the Python client, given only a non-leader first, still finds the table's partitions
+    c = pgharness.open_client([follower, leader], TABLE, deadline_s=60)
+    try:
+        assert c.set("metafo-hint", "k", "v") == (OK, None)
+        assert c.get("metafo-hint", "k") == (OK, b"v")
+    finally:
+        c.close()
+
+
+def test_kill9_leader_under_writers(zc):
+    state = {"acked": {}, "attempted": {}}
+    old = zc.wait_leader(60)
+    old_i = zc.meta_index(old)
+    prefix = "metafo-%d" % int(time.time())
+    stop, ws, successes, lock = start_writers(zc.metas, prefix, n=4)
+    try:
+        time.sleep(3)
+        with lock:
+            assert successes, "no write succeeded before the kill: %r" % (
+                [w.last_error for w in ws],)
+        t_kill = time.time()
+        pid = zc.meta_pid(old_i)
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid), "meta%d (pid %d) did not die" % (old_i, pid)
+        new = zc.wait_leader(ZK_SESSION_TIMEOUT_MS / 1000.0 + 60, not_addr=old)
+        t_leader = time.time()
+        heal = zc.wait_healthy()
+        t_healthy = time.time()
+        # a new table through the new leader, fully served by the replica servers
+        rc, out = zc.tool("create_app", ",".join(zc.metas), "after_failover", "4", "3")
+        assert rc == 0, out
+        zc.wait_healthy("after_failover")
+        t_created = time.time()
+        time.sleep(2)
+        with lock:
+            times = sorted(t for t, _ in successes)
+        gap, gap_at = longest_gap(times, t_kill, t_healthy + 2)
+    finally:
+        stop_writers(stop, ws, state)
+    report("kill -9 leader meta%d (%s, pid %d): new leader %s after %.2fs (session timeout "
+           "%.0fs); table fully healthy %.2fs after the kill (%.1fs of probing); new table "
+           "created and served %.1fs after the kill; longest pause of all writes %.2fs (from "
+           "+%.1fs)" % (old_i, old, pid, new, t_leader - t_kill, ZK_SESSION_TIMEOUT_MS / 1000.0,
+                        t_healthy - t_kill, heal, t_created - t_kill, gap, gap_at))
+    acked = sum(len(w.acked) for w in ws)
+    report("writers: %d acked of %d attempted, %d errors"
+           % (acked, sum(len(w.attempted) for w in ws), sum(w.errors for w in ws)))
+    assert acked > 0
+    assert new in zc.metas and new != old
+
+    missing, wrong = read_back(zc.metas, state["acked"])
+    assert not missing, "%d acknowledged writes lost, e.g. %r" % (len(missing), missing[:10])
+    assert not wrong, "%d reads wrong/failed, e.g. %r" % (len(wrong), wrong[:5])
+    c = pgharness.open_client(zc.metas, "after_failover", deadline_s=60)
+    try:
+        assert c.set("nt", "k", "v") == (OK, None)
+        assert c.get("nt", "k") == (OK, b"v")
+    finally:
+        c.close()
+
+    # the new table is in ZooKeeper in upstream's layout, and the dead meta's lock node is gone
+    names = {json.loads(zc.zk_get("%s/apps/%s" % (CLUSTER_ROOT, a)))["app_name"]: a
+             for a in zc.zk_ls(CLUSTER_ROOT + "/apps")}
+    assert "after_failover" in names, names
+    assert len(zc.zk_ls("%s/apps/%s" % (CLUSTER_ROOT, names["after_failover"]))) == 4
+    holders = sorted(zc.zk_get("%s/%s" % (LOCK_DIR, n)) for n in zc.zk_ls(LOCK_DIR))
+    assert old not in holders and len(holders) == 2, holders
+
+    # the killed meta comes back as a follower
+    zc.run("start_onebox_instance", "-m", str(old_i), timeout=120)
+    time.sleep(2)
+    assert zc.wait_leader(30) == new
+    assert len(zc.zk_ls(LOCK_DIR)) == 3
+    ok, out = zc.probe()
+    assert ok, out
+
+
+def test_leader_losing_its_session_steps_down(zc):
+    old = zc.wait_leader(60)
+    old_i = zc.meta_index(old)
+    pid = zc.meta_pid(old_i)
+    log_before = len(zc.meta_log(old_i))
+    # Freeze the leader for longer than its session timeout: ZooKeeper expires the session and
+    # another meta takes over. Once thawed, the old leader must give up leadership: it leaves
+    # and starts its process anew (same pid), queueing for the lock behind the new leader.
+    t0 = time.time()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        others = [m for m in zc.metas if m != old]
+        new = zc.wait_leader(ZK_SESSION_TIMEOUT_MS / 1000.0 + 60, metas=others)
+        t_new = time.time()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.time() + 30
+    while "ZooKeeper session expired" not in zc.meta_log(old_i)[log_before:]:
+        assert time.time() < deadline, "meta%d did not notice its expired session" % old_i
+        time.sleep(0.1)
+    t_noticed = time.time()
+    # from then on it never answers as leader, and it rejoins the lock queue
+    deadline = time.time() + 60
+    while True:
+        assert zc.leader([old]) is None, "meta%d still acts as leader" % old_i
+        if len(zc.zk_ls(LOCK_DIR)) == 3:
+            break
+        assert time.time() < deadline, "meta%d did not queue for the lock again" % old_i
+        time.sleep(0.5)
+    t_back = time.time()
+    assert zc.leader([old]) is None
+    assert zc.wait_leader(30) == new
+    assert zc.meta_pid(old_i) == pid and not wait_gone(pid, timeout=0.5)
+    report("SIGSTOP leader meta%d (%s): %s took over after %.1fs; after SIGCONT the old leader "
+           "saw its session expired within %.1fs, restarted and queued again as a follower "
+           "%.1fs later" % (old_i, old, new, t_new - t0, t_noticed - t_new, t_back - t_noticed))
+    zc.wait_healthy()
