@@ -186,6 +186,18 @@ struct Pending {
     sent_ms: i64,
 }
 
+/// A deliberate protocol bug for the simulator to catch; always `None` in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inject {
+    #[default]
+    None,
+    /// The primary commits (and answers the client) once its own log has the mutation,
+    /// without waiting for the secondaries' prepare acks.
+    AckBeforePrepare,
+    /// A new primary drops its uncommitted mutations instead of re-proposing them.
+    SkipReconciliation,
+}
+
 /// Tunables (upstream `[replication]` keys).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -197,6 +209,8 @@ pub struct Options {
     /// Committed mutations kept in memory for LT_CACHE learning.
     pub cache_max_mutations: usize,
     pub cache_max_bytes: usize,
+    /// Planted bug (simulator only).
+    pub inject: Inject,
 }
 
 impl Default for Options {
@@ -209,6 +223,7 @@ impl Default for Options {
             config_retry_ms: 1000,
             cache_max_mutations: 50_000,
             cache_max_bytes: 256 << 20,
+            inject: Inject::None,
         }
     }
 }
@@ -457,7 +472,8 @@ impl Core {
             let Some(p) = self.prepared.get(&d) else {
                 break;
             };
-            let ready = p.logged && p.waiting.is_empty();
+            let ready =
+                p.logged && (p.waiting.is_empty() || self.opts.inject == Inject::AckBeforePrepare);
             if !ready {
                 break;
             }
@@ -660,7 +676,11 @@ impl Core {
         self.learning = None;
         let secondaries: BTreeSet<Node> = self.membership.secondaries.iter().copied().collect();
         self.learners.retain(|n, _| !secondaries.contains(n));
-        let max = self.max_prepared();
+        let max = if self.opts.inject == Inject::SkipReconciliation {
+            self.last_committed
+        } else {
+            self.max_prepared()
+        };
         let old: BTreeMap<i64, Prepared> = std::mem::take(&mut self.prepared);
         for d in self.last_committed + 1..=max {
             let mut m = match old.get(&d) {

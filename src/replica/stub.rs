@@ -85,7 +85,8 @@ pub fn membership_of(pc: &PartitionConfiguration) -> Membership {
     }
 }
 
-fn partition_config(
+/// The configuration a replica proposes to the meta.
+pub fn partition_config(
     gpid: (i32, i32),
     m: &Membership,
     last_committed: i64,
