@@ -250,6 +250,9 @@ pub struct Core {
     learning: Option<(i64, LearnStage)>,
     /// After a restart: the meta still names us primary, so fence with a new ballot first.
     initializing: bool,
+    /// Primary: the last decree re-proposed on taking over (upstream's
+    /// `last_prepare_decree_on_new_primary`); reads wait until it is committed.
+    last_prepare_on_new_primary: i64,
 }
 
 impl Core {
@@ -284,6 +287,7 @@ impl Core {
             now_ms: 0,
             learning: None,
             initializing: true,
+            last_prepare_on_new_primary: 0,
         }
     }
 
@@ -302,6 +306,13 @@ impl Core {
 
     pub fn is_serving_writes(&self) -> bool {
         self.status == Status::Primary && self.pending.is_none()
+    }
+
+    /// May serve client reads: a primary, not reconfiguring, that has committed everything
+    /// it re-proposed on taking over (earlier decrees may have been acknowledged to clients
+    /// by the previous primary).
+    pub fn is_readable(&self) -> bool {
+        self.is_serving_writes() && self.last_committed >= self.last_prepare_on_new_primary
     }
 
     pub fn learner_count(&self) -> usize {
@@ -681,6 +692,7 @@ impl Core {
         } else {
             self.max_prepared()
         };
+        self.last_prepare_on_new_primary = max;
         let old: BTreeMap<i64, Prepared> = std::mem::take(&mut self.prepared);
         for d in self.last_committed + 1..=max {
             let mut m = match old.get(&d) {

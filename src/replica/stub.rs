@@ -822,7 +822,7 @@ impl ReplicaStub {
             }
             return None;
         }
-        let readable = r.is_primary() || (req.is_backup_request && r.is_secondary());
+        let readable = r.is_readable() || (req.is_backup_request && r.is_secondary());
         let bad = || Some(Reply::err("ERR_INVALID_DATA"));
         let read = match name {
             "RPC_RRDB_RRDB_GET" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_get(&k))),
