@@ -664,6 +664,18 @@ impl Core {
             // Learners are not in the meta's configuration; the primary drives them.
             return;
         }
+        if is_primary && self.initializing && self.status == (Status::Inactive { transient: false })
+        {
+            // Restarted and still named primary, at a ballot above the one we loaded: an
+            // earlier incarnation may have prepared at that ballot without persisting it, so
+            // fence with a new ballot before serving (upstream does so whatever the ballot).
+            if self.pending.is_none() {
+                self.set_ballot(c.ballot, out);
+                self.membership = c.clone();
+                self.start_reconfig(ConfigKind::PrimaryForceUpdateBallot, self.me, c, out);
+            }
+            return;
+        }
         self.set_ballot(c.ballot, out);
         self.membership = c;
         if is_primary {
