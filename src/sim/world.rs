@@ -390,6 +390,8 @@ pub struct World {
     pub checker: Checker,
     trace: Fnv,
     pub log: Option<Vec<String>>,
+    /// Verbose mode: the last (status, ballot, committed, prepared) noted per replica.
+    seen_status: BTreeMap<(NodeId, i32), (String, i64, i64, i64)>,
 }
 
 impl World {
@@ -502,6 +504,7 @@ impl World {
             checker: Checker::default(),
             trace: Fnv::default(),
             log: None,
+            seen_status: BTreeMap::new(),
         };
         if w.opts.verbose {
             w.log = Some(Vec::new());
@@ -573,7 +576,7 @@ impl World {
             let _ = write!(self.trace, "{t}|{ev:?};");
             if self.opts.trace_events {
                 let mut line = format!("{ev:?}");
-                line.truncate(400);
+                line.truncate(1600);
                 self.note(line);
             }
             self.handle(ev);
@@ -593,11 +596,23 @@ impl World {
 
     fn check_step(&mut self) {
         let mut seen = Vec::new();
+        let mut changes = Vec::new();
         for s in self.servers.values() {
             if !s.up {
                 continue;
             }
             for (pidx, r) in &s.reps {
+                if self.log.is_some() {
+                    let now = (
+                        format!("{:?}", r.core.status),
+                        r.core.ballot(),
+                        r.core.last_committed,
+                        r.core.max_prepared(),
+                    );
+                    if self.seen_status.get(&(s.id, *pidx)) != Some(&now) {
+                        changes.push(((s.id, *pidx), now));
+                    }
+                }
                 if r.core.status == Status::Primary {
                     seen.push((s.id, *pidx, r.core.ballot(), r.core.is_serving_writes()));
                 }
@@ -622,6 +637,17 @@ impl World {
                 .unwrap_or_default(),
             None => BTreeMap::new(),
         };
+        for ((node, pidx), st) in changes {
+            self.note(format!(
+                "{} {pidx}: {} ballot {} committed {} prepared {}",
+                name(node),
+                st.0,
+                st.1,
+                st.2,
+                st.3
+            ));
+            self.seen_status.insert((node, pidx), st);
+        }
         for (node, pidx, ballot, serving) in seen {
             self.checker.on_primary(node, pidx, ballot);
             if serving && current.get(&pidx) == Some(&(ballot, node)) {
@@ -775,7 +801,14 @@ impl World {
         if !self.connected(from, to) || self.rng.chance(self.net.drop) {
             return;
         }
-        let copies = if self.rng.chance(self.net.dup) { 2 } else { 1 };
+        // Duplicates only between servers: a duplicated client request is a client retry,
+        // which Pegasus applies twice by design (no idempotence), not a server bug.
+        let client = self.clients.iter().any(|c| c.id == from || c.id == to);
+        let copies = if !client && self.rng.chance(self.net.dup) {
+            2
+        } else {
+            1
+        };
         let inc = self.inc_of(to);
         for _ in 0..copies {
             let mut delay = self.rng.range(1, 8);
@@ -1467,7 +1500,7 @@ impl World {
                 let result = match self.rep(id, pidx) {
                     None => Err("ERR_OBJECT_NOT_FOUND"),
                     Some(r) => {
-                        let readable = r.core.is_serving_writes()
+                        let readable = r.core.is_readable()
                             || (ignore_lease
                                 && r.core.status == (Status::Inactive { transient: true })
                                 && r.core.membership.primary == id);
