@@ -1497,10 +1497,14 @@ impl World {
             }
             Msg::Read { call, pidx, key } => {
                 let ignore_lease = self.opts.bug == Some(Bug::ReadWithoutLease);
+                // The stub's lease check at read time (`ReplicaStub::lease_valid`).
+                let s = &self.servers[&id];
+                let lease_valid = s.meta_connected
+                    && self.wall_ms(s.skew) - s.last_ack_ms <= self.timing.lease_ms;
                 let result = match self.rep(id, pidx) {
                     None => Err("ERR_OBJECT_NOT_FOUND"),
                     Some(r) => {
-                        let readable = r.core.is_readable()
+                        let readable = (r.core.is_readable() && (lease_valid || ignore_lease))
                             || (ignore_lease
                                 && r.core.status == (Status::Inactive { transient: true })
                                 && r.core.membership.primary == id);
