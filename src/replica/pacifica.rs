@@ -243,7 +243,9 @@ pub struct Core {
     learners: BTreeMap<Node, Learner>,
     next_learning_version: i64,
     pending: Option<Pending>,
-    waiters: BTreeMap<i64, Token>,
+    /// Client writes awaiting commit, per decree: the token and the identity (timestamp,
+    /// updates) of the mutation proposed for it.
+    waiters: BTreeMap<i64, (Token, i64, Vec<MutationUpdate>)>,
     last_timestamp: i64,
     now_ms: i64,
     /// Learner side: (signature, stage).
@@ -405,7 +407,15 @@ impl Core {
             timestamp: self.last_timestamp,
             updates: vec![update],
         };
-        self.waiters.insert(decree, token);
+        let waiter = (token, m.timestamp, m.updates.clone());
+        if let Some((old, ..)) = self.waiters.insert(decree, waiter) {
+            // An earlier write at this decree (from a former term as primary) was never
+            // committed: another mutation is being proposed in its place.
+            out.push(Action::RejectClient {
+                token: old,
+                error: "ERR_INVALID_STATE",
+            });
+        }
         self.propose(m, out);
     }
 
@@ -497,7 +507,20 @@ impl Core {
             return;
         };
         self.last_committed = d;
-        let token = self.waiters.remove(&d);
+        // Answer the client only if the committed mutation is the one it asked for: after
+        // losing and regaining (or watching others hold) the primary role, another mutation
+        // may commit at this decree, and then the client's write is lost for good.
+        let token = match self.waiters.remove(&d) {
+            Some((t, ts, ups)) if ts == p.m.timestamp && ups == p.m.updates => Some(t),
+            Some((t, ..)) => {
+                out.push(Action::RejectClient {
+                    token: t,
+                    error: "ERR_INVALID_STATE",
+                });
+                None
+            }
+            None => None,
+        };
         self.cache_bytes += p.m.encoded_len();
         self.cache.push_back(p.m.clone());
         while self.cache.len() > self.opts.cache_max_mutations
