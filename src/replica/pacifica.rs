@@ -646,7 +646,9 @@ impl Core {
 
     /// Adopts a configuration (from config sync, a proposal, or a meta reply).
     pub fn on_config(&mut self, c: Membership, out: &mut Vec<Action>) {
-        if c.ballot < self.membership.ballot {
+        // A replica in error (its log or storage failed) never serves again: its memory may
+        // be ahead of what it stored. It comes back only by being reopened from disk.
+        if c.ballot < self.membership.ballot || self.status == Status::Error {
             return;
         }
         let is_primary = c.primary == self.me;
@@ -752,7 +754,10 @@ impl Core {
         config: Membership,
         out: &mut Vec<Action>,
     ) {
-        if config.ballot < self.membership.ballot || self.pending.is_some() {
+        if config.ballot < self.membership.ballot
+            || self.pending.is_some()
+            || self.status == Status::Error
+        {
             return;
         }
         if config.ballot > self.membership.ballot {
@@ -934,7 +939,7 @@ impl Core {
         signature: i64,
         out: &mut Vec<Action>,
     ) {
-        if ballot < self.membership.ballot {
+        if ballot < self.membership.ballot || self.status == Status::Error {
             return;
         }
         if matches!(self.status, Status::Primary | Status::Secondary)
@@ -1161,6 +1166,17 @@ impl Core {
 
     /// Timer tick: prepare timeouts and proposal retries.
     pub fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        if self.now_ms == 0 {
+            // The first tick: what was sent before it was stamped 0; count from now.
+            for p in self.prepared.values_mut() {
+                for t in p.waiting.values_mut() {
+                    *t = now_ms;
+                }
+            }
+            if let Some(p) = self.pending.as_mut() {
+                p.sent_ms = now_ms;
+            }
+        }
         self.now_ms = now_ms;
         if let Some(p) = self.pending.as_mut() {
             if now_ms - p.sent_ms >= self.opts.config_retry_ms {
