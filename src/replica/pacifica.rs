@@ -585,6 +585,18 @@ impl Core {
         if self.status != Status::Primary {
             return;
         }
+        if self.learners.contains_key(&node) {
+            let upgrading = self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.kind == ConfigKind::UpgradeToSecondary && p.node == node);
+            if upgrading {
+                // The meta may already have made it a secondary: committing without it would
+                // leave a secondary missing a committed decree. Keep waiting; once it is a
+                // secondary its prepares time out like any member's.
+                return;
+            }
+        }
         if self.learners.remove(&node).is_some() {
             for p in self.prepared.values_mut() {
                 p.waiting.remove(&node);
