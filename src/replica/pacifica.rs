@@ -918,16 +918,9 @@ impl Core {
         // Commit what the primary says is committed before taking the new mutation.
         let commit_to = m.last_committed_decree.min(m.decree - 1);
         self.commit_to(commit_to, out);
-        // A higher-ballot mutation replaces whatever was prepared at or above its decree.
-        let stale: Vec<i64> = self
-            .prepared
-            .range(m.decree..)
-            .filter(|(_, p)| p.m.ballot < m.ballot)
-            .map(|(d, _)| *d)
-            .collect();
-        for d in stale {
-            self.prepared.remove(&d);
-        }
+        // A higher-ballot mutation replaces what was prepared at its decree only. Entries above
+        // it stay: one of them may be committed (the new primary re-proposes them next, and
+        // if it fails first, they must survive for the one after it).
         out.push(Action::AppendLog(m.clone()));
         self.prepared.insert(
             m.decree,
