@@ -293,6 +293,13 @@ impl Core {
         }
     }
 
+    /// A replica created empty rather than loaded from disk: no earlier incarnation can have
+    /// acted at any ballot, so it needs no fencing when the meta names it primary.
+    pub fn created_empty(mut self) -> Core {
+        self.initializing = false;
+        self
+    }
+
     pub fn ballot(&self) -> i64 {
         self.membership.ballot
     }

@@ -85,7 +85,7 @@ impl Net {
     fn new(ids: &[Node]) -> Net {
         let mut nodes = BTreeMap::new();
         for id in ids {
-            nodes.insert(*id, Core::new(1, 0, *id, 0, 0, opts()));
+            nodes.insert(*id, Core::new(1, 0, *id, 0, 0, opts()).created_empty());
         }
         Net {
             nodes,
@@ -457,7 +457,8 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
                 cache_max_mutations: 2,
                 ..Options::default()
             },
-        ),
+        )
+        .created_empty(),
     );
     n.configure(Membership {
         ballot: 1,
@@ -475,7 +476,7 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
     n.perform(P, out);
     // Deliver the add-learner and the learn request only.
     n.run();
-    assert!(n.applied.get(&L).is_none());
+    assert!(!n.applied.contains_key(&L));
     assert_eq!(n.nodes[&L].status, Status::PotentialSecondary);
     // The runtime would now copy a checkpoint at decree 5; then learning resumes.
     let mut out = Vec::new();
@@ -487,4 +488,27 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
         n.proposals.last().map(|p| p.1),
         Some(ConfigKind::UpgradeToSecondary)
     );
+}
+
+#[test]
+fn a_restarted_replica_named_primary_at_a_higher_ballot_fences_first() {
+    // Loaded from disk at ballot 3 (say .init-info missed ballot 4): named primary at 4, it
+    // must not serve at 4 but propose ballot 5 first.
+    let mut core = Core::new(1, 0, P, 3, 0, opts());
+    let mut out = Vec::new();
+    core.on_config(
+        Membership {
+            ballot: 4,
+            primary: P,
+            secondaries: vec![S1],
+            max_replica_count: 3,
+        },
+        &mut out,
+    );
+    assert_ne!(core.status, Status::Primary);
+    let proposed = out.iter().find_map(|a| match a {
+        Action::ProposeToMeta { kind, new, .. } => Some((*kind, new.ballot)),
+        _ => None,
+    });
+    assert_eq!(proposed, Some((ConfigKind::PrimaryForceUpdateBallot, 5)));
 }

@@ -290,6 +290,9 @@ impl Replica {
             committed,
             cfg.pacifica.clone(),
         );
+        if fresh {
+            core = core.created_empty();
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let r = Arc::new(Replica {
             dir: dir.to_path_buf(),
@@ -662,6 +665,9 @@ impl Owner {
                         Err(e) => {
                             log::error!("{}.{}: mutation log append failed: {e:?}", gpid.0, gpid.1);
                             core.status = Status::Error;
+                            // Nothing after a failed append may take effect (later appends
+                            // would leave a hole, applies would outrun the log).
+                            queue.clear();
                         }
                     }
                 }
