@@ -18,13 +18,16 @@ pub enum Bug {
     SkipReconciliation,
     /// A replica whose meta lease expired keeps serving reads as primary.
     ReadWithoutLease,
+    /// A new primary serves reads before committing what it re-proposed on taking over.
+    ReadBeforeReconcile,
 }
 
 impl Bug {
-    pub const ALL: [(&'static str, Bug); 3] = [
+    pub const ALL: [(&'static str, Bug); 4] = [
         ("ack-before-prepare", Bug::AckBeforePrepare),
         ("skip-reconciliation", Bug::SkipReconciliation),
         ("read-without-lease", Bug::ReadWithoutLease),
+        ("read-before-reconcile", Bug::ReadBeforeReconcile),
     ];
 
     pub fn parse(s: &str) -> Option<Bug> {

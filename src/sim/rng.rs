@@ -7,7 +7,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_0f_9e9a_5u64.rotate_left(17))
+        Rng(seed ^ 0x05ee_d0f9_e9a5_u64.rotate_left(17))
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -194,6 +194,9 @@ struct Client {
     id: NodeId,
     n: u32,
     primaries: BTreeMap<i32, NodeId>,
+    /// Re-resolve the configuration before the next operation (after a failure); when the
+    /// meta cannot be reached the cached primaries stay in use, as real clients do.
+    refresh: bool,
     /// The call in flight: a config query (None op) or an operation.
     call: Option<(u64, Option<ClientOp>)>,
     counter: u64,
@@ -466,6 +469,7 @@ impl World {
                 id: addr(CLIENT_PORT + i as u16),
                 n: i as u32 + 1,
                 primaries: BTreeMap::new(),
+                refresh: false,
                 call: None,
                 counter: 0,
             })
@@ -858,32 +862,28 @@ impl World {
                     self.at(d, Ev::Restart { node: pick });
                 }
             }
-            23..=29 => {
-                if self.meta.up {
-                    self.note("meta crashes".into());
-                    self.meta.up = false;
-                    self.meta.state = None;
-                    let d = self.rng.range(300, 12_000);
-                    self.at(d, Ev::MetaRestart);
-                }
+            23..=29 if self.meta.up => {
+                self.note("meta crashes".into());
+                self.meta.up = false;
+                self.meta.state = None;
+                let d = self.rng.range(300, 12_000);
+                self.at(d, Ev::MetaRestart);
             }
-            30..=46 => {
-                if self.split.is_none() {
-                    let mut side = BTreeSet::new();
-                    let mut all = ids.clone();
-                    all.push(self.meta_id);
-                    all.extend(self.clients.iter().map(|c| c.id));
-                    for n in all {
-                        if self.rng.chance(500) {
-                            side.insert(n);
-                        }
+            30..=46 if self.split.is_none() => {
+                let mut side = BTreeSet::new();
+                let mut all = ids.clone();
+                all.push(self.meta_id);
+                all.extend(self.clients.iter().map(|c| c.id));
+                for n in all {
+                    if self.rng.chance(500) {
+                        side.insert(n);
                     }
-                    let names: Vec<String> = side.iter().map(|n| name(*n)).collect();
-                    self.note(format!("network partition: {names:?} | rest"));
-                    self.split = Some(side);
-                    let d = self.rng.range(500, 30_000);
-                    self.at(d, Ev::Heal);
                 }
+                let names: Vec<String> = side.iter().map(|n| name(*n)).collect();
+                self.note(format!("network partition: {names:?} | rest"));
+                self.split = Some(side);
+                let d = self.rng.range(500, 30_000);
+                self.at(d, Ev::Heal);
             }
             47..=56 => {
                 let j = self.rng.range(-400, 400);
@@ -1141,7 +1141,7 @@ impl World {
         s.reps.insert(
             pidx,
             Rep {
-                core: Core::new(APP_ID, pidx, id, 0, 0, opts),
+                core: Core::new(APP_ID, pidx, id, 0, 0, opts).created_empty(),
                 app: AppData::new(),
                 next_token: 0,
                 client_waiters: BTreeMap::new(),
@@ -1497,6 +1497,7 @@ impl World {
             }
             Msg::Read { call, pidx, key } => {
                 let ignore_lease = self.opts.bug == Some(Bug::ReadWithoutLease);
+                let early = self.opts.bug == Some(Bug::ReadBeforeReconcile);
                 // The stub's lease check at read time (`ReplicaStub::lease_valid`).
                 let s = &self.servers[&id];
                 let lease_valid = s.meta_connected
@@ -1504,7 +1505,9 @@ impl World {
                 let result = match self.rep(id, pidx) {
                     None => Err("ERR_OBJECT_NOT_FOUND"),
                     Some(r) => {
-                        let readable = (r.core.is_readable() && (lease_valid || ignore_lease))
+                        let caught_up =
+                            r.core.is_readable() || (early && r.core.is_serving_writes());
+                        let readable = (caught_up && (lease_valid || ignore_lease))
                             || (ignore_lease
                                 && r.core.status == (Status::Inactive { transient: true })
                                 && r.core.membership.primary == id);
@@ -1627,7 +1630,8 @@ impl World {
                         s.faults.append -= 1;
                         r.core.status = Status::Error;
                         self.note(format!("{} {pidx}: log append failed", name(id)));
-                        continue;
+                        // As partition.rs: the rest of the batch is dropped.
+                        return;
                     }
                     let (d, b) = (m.decree, m.ballot);
                     disk.log.push(m);
@@ -1834,7 +1838,8 @@ impl World {
         let key = self.rng.below(self.keys as u64) as u8;
         let pidx = (key as i32) % self.partitions;
         let cid = self.clients[c].id;
-        let Some(primary) = self.clients[c].primaries.get(&pidx).copied() else {
+        let cached = self.clients[c].primaries.get(&pidx).copied();
+        let Some(primary) = cached.filter(|_| !self.clients[c].refresh) else {
             let call = self.call_id();
             self.clients[c].call = Some((call, None));
             let meta = self.meta_id;
@@ -1885,7 +1890,7 @@ impl World {
     fn client_next(&mut self, c: usize, failed: bool) {
         self.clients[c].call = None;
         if failed {
-            self.clients[c].primaries.clear();
+            self.clients[c].refresh = true;
         }
         let d = if failed {
             self.rng.range(50, 1000)
@@ -1902,6 +1907,7 @@ impl World {
         let at = self.step;
         match msg {
             Msg::QueryCfgReply { call, parts } if call == cur && op.is_none() => {
+                self.clients[c].refresh = false;
                 let p = &mut self.clients[c].primaries;
                 p.clear();
                 for (i, pc) in parts.iter().enumerate() {
@@ -1945,7 +1951,12 @@ impl World {
             // The write may still happen: it stays in the history without a response.
             Some(ClientOp::Write { .. }) => self.checker.write_unknown(),
             Some(ClientOp::Read { key, idx, .. }) => self.checker.read_failed(key, idx),
-            None => {}
+            None => {
+                // The meta is unreachable: go on with what is cached.
+                self.clients[c].refresh = false;
+                self.client_next(c, false);
+                return;
+            }
         }
         self.client_next(c, true);
     }
