@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/pegasus-rs/target
 CARGO ?= cargo
 
 .PHONY: build deps build-deps onebox onebox-stop onebox-clear test unit-test \
-        compat-test go-test python-test fmt fmt-check clippy idl bench
+        compat-test go-test python-test fmt fmt-check clippy idl bench sim-bin sim sim-soak
 
 ## build: compile pegasus_server (into $(CARGO_TARGET_DIR)/release)
 build: build-deps
@@ -37,6 +37,7 @@ test: deps fmt-check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) test --release
 	$(CARGO) build --release
+	$(MAKE) --no-print-directory sim
 	$(MAKE) --no-print-directory compat-test
 
 unit-test: build-deps
@@ -84,3 +85,29 @@ idl:
 ## (started if it is not running; left running). Extra flags: BENCH_ARGS="--clients 32".
 bench: build
 	tools/bench.sh $(BENCH_ARGS)
+
+## sim-bin: build the deterministic cluster simulator; it is also copied to target/release/sim
+sim-bin: build-deps
+	$(CARGO) build --release --bin sim
+	@src="$(CARGO_TARGET_DIR)/release/sim"; \
+	if [ "$$(realpath "$$src")" != "$$(realpath -m target/release/sim)" ]; then \
+		mkdir -p target/release && cp -f "$$src" target/release/sim; \
+	fi
+
+SIM_SEEDS ?= 0..500
+SIM_SOAK_SEEDS ?= 0..10000
+SIM_BUGS := ack-before-prepare skip-reconciliation read-without-lease read-before-reconcile
+
+## sim: SIM_SEEDS must run clean, and every planted bug must be caught within them
+sim: sim-bin
+	target/release/sim --seeds $(SIM_SEEDS)
+	@for b in $(SIM_BUGS); do \
+		if out=$$(target/release/sim --seeds $(SIM_SEEDS) --inject-bug $$b); then \
+			echo "planted bug $$b was NOT caught in seeds $(SIM_SEEDS)"; exit 1; \
+		fi; \
+		echo "planted bug $$b caught: $$(echo "$$out" | grep -m1 '^VIOLATION')"; \
+	done
+
+## sim-soak: many thousands of seeds (SIM_SOAK_SEEDS)
+sim-soak: sim-bin
+	target/release/sim --seeds $(SIM_SOAK_SEEDS)

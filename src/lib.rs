@@ -9,4 +9,5 @@ pub mod meta;
 pub mod remote_cmd;
 pub mod replica;
 pub mod rpc;
+pub mod sim;
 pub mod storage;

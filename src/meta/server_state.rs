@@ -2,7 +2,7 @@
 //! configurations and replica-server liveness. Every change is written to the state store
 //! first and applied to memory only when the write succeeded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -83,11 +83,16 @@ pub struct ServerState {
     pub apps: BTreeMap<i32, AppState>,
     pub nodes: BTreeMap<u64, NodeState>,
     pub level: MetaFunctionLevel,
-    histories: HashMap<(i32, i32), DropHistory>,
+    histories: BTreeMap<(i32, i32), DropHistory>,
     collected: BTreeSet<u64>,
     /// The last proposal sent per partition: (ballot, kind, node, when).
-    sent: HashMap<(i32, i32), (i64, i32, u64, Instant)>,
+    sent: BTreeMap<(i32, i32), (i64, i32, u64, Instant)>,
+    /// The wall clock in seconds (creation and drop times); the simulator supplies its own.
+    wall_seconds: WallClock,
 }
+
+/// Reads the wall clock in Unix seconds.
+pub type WallClock = Box<dyn Fn() -> i64 + Send>;
 
 fn store_err(e: StoreError) -> ErrorCode {
     warn!("meta state store: {e}");
@@ -121,6 +126,18 @@ impl ServerState {
         opts: MetaOptions,
         defaults: &[DefaultApp],
     ) -> Result<ServerState, String> {
+        Self::load_at(store, opts, defaults, Instant::now(), Box::new(now_seconds))
+    }
+
+    /// [`ServerState::load`] with the time given: `now` starts the grace period of the nodes
+    /// named by the configurations, `wall_seconds` is read for creation and drop times.
+    pub fn load_at(
+        store: Box<dyn StateStore>,
+        opts: MetaOptions,
+        defaults: &[DefaultApp],
+        now: Instant,
+        wall_seconds: WallClock,
+    ) -> Result<ServerState, String> {
         let mut s = ServerState {
             store,
             level: opts.start_level,
@@ -128,9 +145,10 @@ impl ServerState {
             opts,
             apps: BTreeMap::new(),
             nodes: BTreeMap::new(),
-            histories: HashMap::new(),
+            histories: BTreeMap::new(),
             collected: BTreeSet::new(),
-            sent: HashMap::new(),
+            sent: BTreeMap::new(),
+            wall_seconds,
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -168,7 +186,6 @@ impl ServerState {
             s.apps.insert(app_id, AppState { info, partitions });
         }
         // Nodes named by the configurations get a grace period to beacon in.
-        let now = Instant::now();
         let mut known = Vec::new();
         for app in s.apps.values() {
             for p in &app.partitions {
@@ -247,7 +264,7 @@ impl ServerState {
             is_stateful: Some(stateful),
             max_replica_count: Some(replica_count),
             expire_second: Some(0),
-            create_second: Some(now_seconds()),
+            create_second: Some((self.wall_seconds)()),
             drop_second: Some(0),
             duplicating: Some(false),
             init_partition_count: Some(init_partition_count),
@@ -317,7 +334,7 @@ impl ServerState {
             return Err(ErrorCode::APP_NOT_EXIST);
         };
         let mut info = app.info.clone();
-        let now = now_seconds();
+        let now = (self.wall_seconds)();
         let hold = match reserve_seconds {
             Some(r) if r > 0 => r,
             _ => self.opts.hold_seconds_for_dropped_app,

@@ -330,6 +330,71 @@ impl StateStore for LocalStore {
     }
 }
 
+/// An in-memory store (the simulator's): clones share one tree, so a restarted meta server
+/// finds what the previous incarnation wrote. `fail_writes` makes every change fail.
+#[derive(Clone)]
+pub struct MemStore {
+    tree: std::sync::Arc<std::sync::Mutex<Tree>>,
+    pub fail_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        MemStore {
+            tree: std::sync::Arc::new(std::sync::Mutex::new(Tree::new())),
+            fail_writes: Default::default(),
+        }
+    }
+}
+
+impl MemStore {
+    fn tree(&self) -> std::sync::MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io("injected write failure".into()));
+        }
+        Ok(())
+    }
+}
+
+impl StateStore for MemStore {
+    fn create_node(&mut self, path: &str, value: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.tree().create(&normalize(path), value)
+    }
+
+    fn delete_node(&mut self, path: &str, recursive: bool) -> Result<()> {
+        self.writable()?;
+        self.tree().delete(&normalize(path), recursive)
+    }
+
+    fn set_data(&mut self, path: &str, value: &[u8]) -> Result<()> {
+        self.writable()?;
+        self.tree().set(&normalize(path), value)
+    }
+
+    fn get_data(&self, path: &str) -> Result<Vec<u8>> {
+        let p = normalize(path);
+        self.tree()
+            .nodes
+            .get(&p)
+            .cloned()
+            .ok_or(StoreError::NotFound(p))
+    }
+
+    fn get_children(&self, path: &str) -> Result<Vec<String>> {
+        let p = normalize(path);
+        let t = self.tree();
+        if !t.nodes.contains_key(&p) {
+            return Err(StoreError::NotFound(p));
+        }
+        Ok(t.children(&p))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

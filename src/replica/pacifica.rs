@@ -202,6 +202,18 @@ struct Pending {
     sent_ms: i64,
 }
 
+/// A deliberate protocol bug for the simulator to catch; always `None` in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inject {
+    #[default]
+    None,
+    /// The primary commits (and answers the client) once its own log has the mutation,
+    /// without waiting for the secondaries' prepare acks.
+    AckBeforePrepare,
+    /// A new primary drops its uncommitted mutations instead of re-proposing them.
+    SkipReconciliation,
+}
+
 /// Tunables (upstream `[replication]` keys).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -217,6 +229,8 @@ pub struct Options {
     pub group_check_interval_ms: i64,
     /// `empty_write_disabled`: no empty write when a group check finds the partition idle.
     pub empty_write_disabled: bool,
+    /// Planted bug (simulator only).
+    pub inject: Inject,
 }
 
 impl Default for Options {
@@ -231,6 +245,7 @@ impl Default for Options {
             cache_max_bytes: 256 << 20,
             group_check_interval_ms: 100_000,
             empty_write_disabled: false,
+            inject: Inject::None,
         }
     }
 }
@@ -250,7 +265,9 @@ pub struct Core {
     learners: BTreeMap<Node, Learner>,
     next_learning_version: i64,
     pending: Option<Pending>,
-    waiters: BTreeMap<i64, Token>,
+    /// Client writes awaiting commit, per decree: the token and the identity (timestamp,
+    /// updates) of the mutation proposed for it.
+    waiters: BTreeMap<i64, (Token, i64, Vec<MutationUpdate>)>,
     last_timestamp: i64,
     now_ms: i64,
     /// Learner side: (signature, stage).
@@ -260,6 +277,9 @@ pub struct Core {
     last_group_check_ms: i64,
     /// Decree proposed most recently when the last group check ran.
     decree_at_last_check: i64,
+    /// Primary: the last decree re-proposed on taking over (upstream's
+    /// `last_prepare_decree_on_new_primary`); reads wait until it is committed.
+    last_prepare_on_new_primary: i64,
 }
 
 impl Core {
@@ -296,7 +316,15 @@ impl Core {
             initializing: true,
             last_group_check_ms: 0,
             decree_at_last_check: 0,
+            last_prepare_on_new_primary: 0,
         }
+    }
+
+    /// A replica created empty rather than loaded from disk: no earlier incarnation can have
+    /// acted at any ballot, so it needs no fencing when the meta names it primary.
+    pub fn created_empty(mut self) -> Core {
+        self.initializing = false;
+        self
     }
 
     pub fn ballot(&self) -> i64 {
@@ -314,6 +342,13 @@ impl Core {
 
     pub fn is_serving_writes(&self) -> bool {
         self.status == Status::Primary && self.pending.is_none()
+    }
+
+    /// May serve client reads: a primary, not reconfiguring, that has committed everything
+    /// it re-proposed on taking over (earlier decrees may have been acknowledged to clients
+    /// by the previous primary).
+    pub fn is_readable(&self) -> bool {
+        self.is_serving_writes() && self.last_committed >= self.last_prepare_on_new_primary
     }
 
     pub fn learner_count(&self) -> usize {
@@ -406,7 +441,15 @@ impl Core {
             timestamp: self.last_timestamp,
             updates: vec![update],
         };
-        self.waiters.insert(decree, token);
+        let waiter = (token, m.timestamp, m.updates.clone());
+        if let Some((old, ..)) = self.waiters.insert(decree, waiter) {
+            // An earlier write at this decree (from a former term as primary) was never
+            // committed: another mutation is being proposed in its place.
+            out.push(Action::RejectClient {
+                token: old,
+                error: "ERR_INVALID_STATE",
+            });
+        }
         self.propose(m, out);
     }
 
@@ -484,7 +527,8 @@ impl Core {
             let Some(p) = self.prepared.get(&d) else {
                 break;
             };
-            let ready = p.logged && p.waiting.is_empty();
+            let ready =
+                p.logged && (p.waiting.is_empty() || self.opts.inject == Inject::AckBeforePrepare);
             if !ready {
                 break;
             }
@@ -497,7 +541,20 @@ impl Core {
             return;
         };
         self.last_committed = d;
-        let token = self.waiters.remove(&d);
+        // Answer the client only if the committed mutation is the one it asked for: after
+        // losing and regaining (or watching others hold) the primary role, another mutation
+        // may commit at this decree, and then the client's write is lost for good.
+        let token = match self.waiters.remove(&d) {
+            Some((t, ts, ups)) if ts == p.m.timestamp && ups == p.m.updates => Some(t),
+            Some((t, ..)) => {
+                out.push(Action::RejectClient {
+                    token: t,
+                    error: "ERR_INVALID_STATE",
+                });
+                None
+            }
+            None => None,
+        };
         self.cache_bytes += p.m.encoded_len();
         self.cache.push_back(p.m.clone());
         while self.cache.len() > self.opts.cache_max_mutations
@@ -562,6 +619,18 @@ impl Core {
         if self.status != Status::Primary {
             return;
         }
+        if self.learners.contains_key(&node) {
+            let upgrading = self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.kind == ConfigKind::UpgradeToSecondary && p.node == node);
+            if upgrading {
+                // The meta may already have made it a secondary: committing without it would
+                // leave a secondary missing a committed decree. Keep waiting; once it is a
+                // secondary its prepares time out like any member's.
+                return;
+            }
+        }
         if self.learners.remove(&node).is_some() {
             for p in self.prepared.values_mut() {
                 p.waiting.remove(&node);
@@ -623,7 +692,9 @@ impl Core {
 
     /// Adopts a configuration (from config sync, a proposal, or a meta reply).
     pub fn on_config(&mut self, c: Membership, out: &mut Vec<Action>) {
-        if c.ballot < self.membership.ballot {
+        // A replica in error (its log or storage failed) never serves again: its memory may
+        // be ahead of what it stored. It comes back only by being reopened from disk.
+        if c.ballot < self.membership.ballot || self.status == Status::Error {
             return;
         }
         let is_primary = c.primary == self.me;
@@ -664,6 +735,18 @@ impl Core {
             // Learners are not in the meta's configuration; the primary drives them.
             return;
         }
+        if is_primary && self.initializing && self.status == (Status::Inactive { transient: false })
+        {
+            // Restarted and still named primary, at a ballot above the one we loaded: an
+            // earlier incarnation may have prepared at that ballot without persisting it, so
+            // fence with a new ballot before serving (upstream does so whatever the ballot).
+            if self.pending.is_none() {
+                self.set_ballot(c.ballot, out);
+                self.membership = c.clone();
+                self.start_reconfig(ConfigKind::PrimaryForceUpdateBallot, self.me, c, out);
+            }
+            return;
+        }
         self.set_ballot(c.ballot, out);
         self.membership = c;
         if is_primary {
@@ -687,7 +770,12 @@ impl Core {
         self.learning = None;
         let secondaries: BTreeSet<Node> = self.membership.secondaries.iter().copied().collect();
         self.learners.retain(|n, _| !secondaries.contains(n));
-        let max = self.max_prepared();
+        let max = if self.opts.inject == Inject::SkipReconciliation {
+            self.last_committed
+        } else {
+            self.max_prepared()
+        };
+        self.last_prepare_on_new_primary = max;
         let old: BTreeMap<i64, Prepared> = std::mem::take(&mut self.prepared);
         for d in self.last_committed + 1..=max {
             let mut m = match old.get(&d) {
@@ -712,7 +800,10 @@ impl Core {
         config: Membership,
         out: &mut Vec<Action>,
     ) {
-        if config.ballot < self.membership.ballot || self.pending.is_some() {
+        if config.ballot < self.membership.ballot
+            || self.pending.is_some()
+            || self.status == Status::Error
+        {
             return;
         }
         if config.ballot > self.membership.ballot {
@@ -861,16 +952,9 @@ impl Core {
         // Commit what the primary says is committed before taking the new mutation.
         let commit_to = m.last_committed_decree.min(m.decree - 1);
         self.commit_to(commit_to, out);
-        // A higher-ballot mutation replaces whatever was prepared at or above its decree.
-        let stale: Vec<i64> = self
-            .prepared
-            .range(m.decree..)
-            .filter(|(_, p)| p.m.ballot < m.ballot)
-            .map(|(d, _)| *d)
-            .collect();
-        for d in stale {
-            self.prepared.remove(&d);
-        }
+        // A higher-ballot mutation replaces what was prepared at its decree only. Entries above
+        // it stay: one of them may be committed (the new primary re-proposes them next, and
+        // if it fails first, they must survive for the one after it).
         out.push(Action::AppendLog(m.clone()));
         self.prepared.insert(
             m.decree,
@@ -894,7 +978,7 @@ impl Core {
         signature: i64,
         out: &mut Vec<Action>,
     ) {
-        if ballot < self.membership.ballot {
+        if ballot < self.membership.ballot || self.status == Status::Error {
             return;
         }
         if matches!(self.status, Status::Primary | Status::Secondary)
@@ -1231,6 +1315,17 @@ impl Core {
 
     /// Timer tick: prepare timeouts and proposal retries.
     pub fn on_tick(&mut self, now_ms: i64, out: &mut Vec<Action>) {
+        if self.now_ms == 0 {
+            // The first tick: what was sent before it was stamped 0; count from now.
+            for p in self.prepared.values_mut() {
+                for t in p.waiting.values_mut() {
+                    *t = now_ms;
+                }
+            }
+            if let Some(p) = self.pending.as_mut() {
+                p.sent_ms = now_ms;
+            }
+        }
         self.now_ms = now_ms;
         if let Some(p) = self.pending.as_mut() {
             if now_ms - p.sent_ms >= self.opts.config_retry_ms {

@@ -85,7 +85,7 @@ impl Net {
     fn new(ids: &[Node]) -> Net {
         let mut nodes = BTreeMap::new();
         for id in ids {
-            nodes.insert(*id, Core::new(1, 0, *id, 0, 0, opts()));
+            nodes.insert(*id, Core::new(1, 0, *id, 0, 0, opts()).created_empty());
         }
         Net {
             nodes,
@@ -459,7 +459,8 @@ fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
                 cache_max_mutations: 2,
                 ..Options::default()
             },
-        ),
+        )
+        .created_empty(),
     );
     n.configure(Membership {
         ballot: 1,
@@ -535,4 +536,27 @@ fn group_check_commits_on_members_and_an_idle_primary_writes_empty() {
     n.core(P)
         .on_group_check_reply(S2, false, false, 0, &mut out);
     assert!(out.iter().any(|a| matches!(a, Action::ProposeToMeta { kind: ConfigKind::DowngradeToInactive, node, .. } if *node == S2)));
+}
+
+#[test]
+fn a_restarted_replica_named_primary_at_a_higher_ballot_fences_first() {
+    // Loaded from disk at ballot 3 (say .init-info missed ballot 4): named primary at 4, it
+    // must not serve at 4 but propose ballot 5 first.
+    let mut core = Core::new(1, 0, P, 3, 0, opts());
+    let mut out = Vec::new();
+    core.on_config(
+        Membership {
+            ballot: 4,
+            primary: P,
+            secondaries: vec![S1],
+            max_replica_count: 3,
+        },
+        &mut out,
+    );
+    assert_ne!(core.status, Status::Primary);
+    let proposed = out.iter().find_map(|a| match a {
+        Action::ProposeToMeta { kind, new, .. } => Some((*kind, new.ballot)),
+        _ => None,
+    });
+    assert_eq!(proposed, Some((ConfigKind::PrimaryForceUpdateBallot, 5)));
 }

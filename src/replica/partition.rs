@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
@@ -186,6 +186,8 @@ pub struct Replica {
     /// None only while a learned checkpoint replaces the database.
     app: RwLock<Option<Arc<PartitionApp>>>,
     status: AtomicU8,
+    /// Primary and caught up with what it re-proposed on taking over (serves reads).
+    readable: AtomicBool,
     tx: mpsc::UnboundedSender<Input>,
     info: RwLock<AppInfo>,
 }
@@ -319,11 +321,15 @@ impl Replica {
             committed,
             cfg.pacifica.clone(),
         );
+        if fresh {
+            core = core.created_empty();
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let r = Arc::new(Replica {
             dir: dir.to_path_buf(),
             app: RwLock::new(Some(Arc::new(app))),
             status: AtomicU8::new(STATUS_INACTIVE),
+            readable: AtomicBool::new(false),
             tx,
             info: RwLock::new(info),
         });
@@ -370,6 +376,11 @@ impl Replica {
     /// Serving client reads and writes as primary.
     pub fn is_primary(&self) -> bool {
         self.status.load(Ordering::SeqCst) == STATUS_PRIMARY
+    }
+
+    /// Serving client reads as primary (see `Core::is_readable`).
+    pub fn is_readable(&self) -> bool {
+        self.readable.load(Ordering::SeqCst)
     }
 
     pub fn status_code(&self) -> u8 {
@@ -441,6 +452,7 @@ impl Owner {
                 _ => STATUS_INACTIVE,
             };
             self.r.status.store(code, Ordering::SeqCst);
+            self.r.readable.store(core.is_readable(), Ordering::SeqCst);
         }
     }
 
@@ -724,6 +736,9 @@ impl Owner {
                         Err(e) => {
                             log::error!("{}.{}: mutation log append failed: {e:?}", gpid.0, gpid.1);
                             core.status = Status::Error;
+                            // Nothing after a failed append may take effect (later appends
+                            // would leave a hole, applies would outrun the log).
+                            queue.clear();
                         }
                     }
                 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -86,7 +86,8 @@ pub fn membership_of(pc: &PartitionConfiguration) -> Membership {
     }
 }
 
-fn partition_config(
+/// The configuration a replica proposes to the meta.
+pub fn partition_config(
     gpid: (i32, i32),
     m: &Membership,
     last_committed: i64,
@@ -544,6 +545,8 @@ pub struct ReplicaStub {
     /// Serialises replica creation so a partition is opened once.
     creating: tokio::sync::Mutex<()>,
     meta_connected: AtomicBool,
+    /// Send time (ms) of the last beacon the meta acknowledged: the lease runs from it.
+    lease_start_ms: AtomicI64,
     start_time_ms: i64,
 }
 
@@ -570,6 +573,7 @@ impl ReplicaStub {
             replicas: RwLock::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
             meta_connected: AtomicBool::new(false),
+            lease_start_ms: AtomicI64::new(0),
             start_time_ms: now_ms(),
         });
         if let Ok(mut w) = net.stub.lock() {
@@ -740,6 +744,7 @@ impl ReplicaStub {
                     match protocol::decode(&reply.body, protocol::read_arg::<BeaconAck>).ok() {
                         Some(a) if a.is_master == Some(true) => {
                             last_ack_ms = beacon.time.unwrap_or(0);
+                            self.lease_start_ms.store(last_ack_ms, Ordering::SeqCst);
                             if !self.meta_connected.swap(true, Ordering::SeqCst) {
                                 info!("connected to meta server {}", client.addr());
                                 last_sync_ms = 0;
@@ -784,6 +789,15 @@ impl ReplicaStub {
             )
             .await;
         }
+    }
+
+    /// The meta lease holds right now. The meta loop only notices an expired lease between
+    /// its (possibly long) calls, while the meta declares this server dead after its grace
+    /// period: reads check the lease themselves so they stop on time.
+    fn lease_valid(&self) -> bool {
+        self.meta_connected.load(Ordering::SeqCst)
+            && now_ms() - self.lease_start_ms.load(Ordering::SeqCst)
+                <= self.opts.lease.as_millis() as i64
     }
 
     fn all_replicas(&self) -> Vec<Arc<Replica>> {
@@ -928,7 +942,8 @@ impl ReplicaStub {
             }
             return None;
         }
-        let readable = r.is_primary() || (req.is_backup_request && r.is_secondary());
+        let readable =
+            (r.is_readable() && self.lease_valid()) || (req.is_backup_request && r.is_secondary());
         let bad = || Some(Reply::err("ERR_INVALID_DATA"));
         let read = match name {
             "RPC_RRDB_RRDB_GET" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_get(&k))),
