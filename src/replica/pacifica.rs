@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::mutation::{Mutation, MutationUpdate};
 
+/// How far above its commit point a replica accepts prepared mutations.
+pub const PREPARE_WINDOW: i64 = 1000;
+
 /// A replica server, by its rpc_address value.
 pub type Node = u64;
 
@@ -360,7 +363,7 @@ impl Core {
         if m.ballot > self.membership.ballot {
             self.membership.ballot = m.ballot;
         }
-        if m.decree <= self.last_committed {
+        if m.decree <= self.last_committed || m.decree > self.last_committed + PREPARE_WINDOW {
             return;
         }
         if let Some(p) = self.prepared.get(&m.decree) {
@@ -937,6 +940,12 @@ impl Core {
         }
         if m.decree <= self.last_committed {
             out.push(reject(AckError::Ok));
+            return;
+        }
+        // The prepare list holds a bounded window above the commit point (upstream's
+        // max_mutation_count_in_prepare_list); anything beyond it is refused.
+        if m.decree > self.last_committed + PREPARE_WINDOW {
+            out.push(reject(AckError::Failed));
             return;
         }
         if let Some(p) = self.prepared.get_mut(&m.decree) {

@@ -560,3 +560,28 @@ fn a_restarted_replica_named_primary_at_a_higher_ballot_fences_first() {
     });
     assert_eq!(proposed, Some((ConfigKind::PrimaryForceUpdateBallot, 5)));
 }
+
+#[test]
+fn a_prepare_far_beyond_the_commit_point_is_refused() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    let mut m = super::mutation::Mutation::write_empty(1, 0, 1, i64::MAX, 0, 1);
+    m.updates = vec![update(1)];
+    let mut out = Vec::new();
+    n.core(S1)
+        .on_prepare(P, Status::Secondary, 0, m.clone(), 5, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::ReplyPrepare {
+            token: 5,
+            error: AckError::Failed,
+            decree: i64::MAX
+        }]
+    );
+    assert_eq!(n.nodes[&S1].max_prepared(), 0);
+    // Replay of such a record from a log is ignored as well.
+    let mut c = Core::new(1, 0, S1, 1, 0, opts());
+    let mut out = Vec::new();
+    c.replay(m, &mut out);
+    assert_eq!(c.max_prepared(), 0);
+}
