@@ -187,6 +187,51 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
     let dropped = list(&mut meta);
     assert_eq!(dropped[1].status, Some(AppStatus::AS_DROPPED));
 
+    // rename: the new name serves the same table; a taken or unknown name is refused.
+    let rename = |meta: &mut Conn, old: &str, new: &str| {
+        let (e, b) = meta.call(
+            "RPC_CM_RENAME_APP",
+            0,
+            0,
+            &ConfigurationRenameAppRequest {
+                old_app_name: Some(old.into()),
+                new_app_name: Some(new.into()),
+            },
+        );
+        assert_eq!(e, "ERR_OK");
+        result::<ConfigurationRenameAppResponse>(&b).err
+    };
+    create(&mut meta, "t2", 2, false);
+    assert_eq!(
+        rename(&mut meta, "t2", "temp"),
+        Some(ErrorCode::INVALID_PARAMETERS)
+    );
+    assert_eq!(
+        rename(&mut meta, "nope", "x"),
+        Some(ErrorCode::APP_NOT_EXIST)
+    );
+    assert_eq!(rename(&mut meta, "t2", "t3"), Some(ErrorCode::OK));
+    assert_eq!(
+        query(&mut meta, "t2").err,
+        Some(ErrorCode::OBJECT_NOT_FOUND)
+    );
+    let t3 = query(&mut meta, "t3");
+    assert_eq!((t3.err, t3.partition_count), (Some(ErrorCode::OK), Some(2)));
+    // Drop it again so the table list below is unchanged.
+    let (e, _) = meta.call(
+        "RPC_CM_DROP_APP",
+        0,
+        0,
+        &ConfigurationDropAppRequest {
+            app_name: Some("t3".into()),
+            options: Some(DropAppOptions {
+                success_if_not_exist: Some(false),
+                reserve_seconds: None,
+            }),
+        },
+    );
+    assert_eq!(e, "ERR_OK");
+
     // list_nodes and cluster_info.
     let (_, b) = meta.call(
         "RPC_CM_LIST_NODES",
@@ -238,7 +283,8 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
         .iter()
         .map(|i| i.app_name.clone().unwrap())
         .collect();
-    assert_eq!(names, vec!["temp", "t1"]);
+    // Every table is kept across the restart, the dropped ones included (as dropped).
+    assert_eq!(names, vec!["temp", "t1", "t3"]);
     let mut rep = Conn::connect(rp, Protocol::Thft);
     let (e, b) = rep.call("RPC_RRDB_RRDB_GET", temp_id, tp, &key(b"hk-restart", b"s"));
     assert_eq!(e, "ERR_OK");

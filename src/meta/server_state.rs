@@ -361,6 +361,46 @@ impl ServerState {
         Ok(())
     }
 
+    /// Renames an available table (RPC_CM_RENAME_APP): (error, hint).
+    pub fn rename_app(&mut self, old: &str, new: &str) -> (ErrorCode, String) {
+        let Some(app) = self
+            .apps
+            .values()
+            .find(|a| a.info.app_name.as_deref() == Some(old))
+        else {
+            return (
+                ErrorCode::APP_NOT_EXIST,
+                format!("app({old}) does not exist"),
+            );
+        };
+        match app.info.status {
+            Some(AppStatus::AS_AVAILABLE) => {}
+            Some(AppStatus::AS_CREATING) | Some(AppStatus::AS_RECALLING) => {
+                return (ErrorCode::BUSY_CREATING, String::new())
+            }
+            Some(AppStatus::AS_DROPPING) => return (ErrorCode::BUSY_DROPPING, String::new()),
+            _ => {
+                return (
+                    ErrorCode::APP_DROPPED,
+                    format!("app({old}) has been dropped"),
+                )
+            }
+        }
+        if self.app_by_name(new).is_some() {
+            return (
+                ErrorCode::INVALID_PARAMETERS,
+                format!("app({new}) already exists"),
+            );
+        }
+        let app_id = app.info.app_id.unwrap_or(0);
+        let mut info = app.info.clone();
+        info.app_name = Some(new.to_string());
+        match self.update_app_info(app_id, info) {
+            Ok(()) => (ErrorCode::OK, String::new()),
+            Err(e) => (e, String::new()),
+        }
+    }
+
     /// Records a beacon; returns true when the node was not alive before.
     pub fn on_beacon(&mut self, node: u64, now: Instant) -> bool {
         let e = self.nodes.entry(node).or_insert(NodeState {

@@ -334,6 +334,27 @@ impl MetaService {
         Some(ConfigurationDropAppResponse { err: Some(err) })
     }
 
+    async fn rename_app(
+        &self,
+        req: ConfigurationRenameAppRequest,
+    ) -> Option<ConfigurationRenameAppResponse> {
+        let mut s = self.st().await?;
+        let old = req.old_app_name.unwrap_or_default();
+        let new = req.new_app_name.unwrap_or_default();
+        let (err, hint) = if new.is_empty() {
+            (
+                ErrorCode::INVALID_PARAMETERS,
+                "the new name is empty".to_string(),
+            )
+        } else {
+            s.rename_app(&old, &new)
+        };
+        Some(ConfigurationRenameAppResponse {
+            err: Some(err),
+            hint_message: Some(hint),
+        })
+    }
+
     async fn list_apps(
         &self,
         req: ConfigurationListAppsRequest,
@@ -592,6 +613,10 @@ impl MetaService {
                 appid: Some(0),
             }),
             "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_RENAME_APP" => Reply::of(&ConfigurationRenameAppResponse {
+                err: e,
+                hint_message: Some(String::new()),
+            }),
             "RPC_CM_LIST_APPS" => Reply::of(&ConfigurationListAppsResponse {
                 err: e,
                 infos: Some(Vec::new()),
@@ -763,6 +788,18 @@ impl Handler for MetaService {
                     Some(r) => reply(self.create_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
+                "RPC_CM_RENAME_APP" => match arg(&req) {
+                    Some(r) => reply(self.rename_app(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                // Duplication is not implemented: answer as a meta with no duplications, so
+                // replica servers that sync duplication state stay quiet.
+                "RPC_CM_DUPLICATION_SYNC" => Some(Reply::of(
+                    &crate::idl::duplication::DuplicationSyncResponse {
+                        err: Some(ErrorCode::OK),
+                        dup_map: Some(Default::default()),
+                    },
+                )),
                 "RPC_CM_DROP_APP" => match arg(&req) {
                     Some(r) => reply(self.drop_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
