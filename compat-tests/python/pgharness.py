@@ -305,3 +305,27 @@ class Cluster(object):
 
 def log(msg):
     sys.stderr.write("[pycompat] %s\n" % msg)
+
+
+def server_bin():
+    """The pegasus_server binary the tests run: $PEGASUS_SERVER_BIN, the cargo target dir, or
+    ./target (None when not built)."""
+    root = os.path.normpath(os.path.join(HERE, "..", ".."))
+    cand = [os.environ.get("PEGASUS_SERVER_BIN", "")]
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/pegasus-rs/target"))
+    cand += [os.path.join(target, "release", "pegasus_server"),
+             os.path.join(root, "target", "release", "pegasus_server")]
+    for c in cand:
+        if c and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def reporter(tag, path):
+    """A function that prints `[tag] line` and appends it to the report file `path`."""
+    def report(line):
+        line = "[%s] %s" % (tag, line)
+        print(line, flush=True)
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    return report

@@ -34,22 +34,10 @@ ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 REPORT = os.path.join(pgharness.LOG_DIR, "meta_failover_report.txt")
 
 
-def report(line):
-    line = "[meta-failover] %s" % line
-    print(line, flush=True)
-    with open(REPORT, "a") as f:
-        f.write(line + "\n")
+report = pgharness.reporter("meta-failover", REPORT)
 
 
-def server_bin():
-    cand = [os.environ.get("PEGASUS_SERVER_BIN", "")]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/pegasus-rs/target"))
-    cand += [os.path.join(target, "release", "pegasus_server"),
-             os.path.join(ROOT, "target", "release", "pegasus_server")]
-    for c in cand:
-        if c and os.access(c, os.X_OK):
-            return c
-    return None
+server_bin = pgharness.server_bin
 
 
 class ZkCluster(object):

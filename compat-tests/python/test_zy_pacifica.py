@@ -33,22 +33,10 @@ REPORT = os.path.join(pgharness.LOG_DIR, "pacifica_report.txt")
 ROOT = os.path.normpath(os.path.join(pgharness.HERE, "..", ".."))
 
 
-def report(line):
-    line = "[pacifica] %s" % line
-    print(line, flush=True)
-    with open(REPORT, "a") as f:
-        f.write(line + "\n")
+report = pgharness.reporter("pacifica", REPORT)
 
 
-def server_bin():
-    cand = [os.environ.get("PEGASUS_SERVER_BIN", "")]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/pegasus-rs/target"))
-    cand += [os.path.join(target, "release", "pegasus_server"),
-             os.path.join(ROOT, "target", "release", "pegasus_server")]
-    for c in cand:
-        if c and os.access(c, os.X_OK):
-            return c
-    return None
+server_bin = pgharness.server_bin
 
 
 def pidx_of(hk):
