@@ -196,12 +196,21 @@ fn three_replicas_survive_a_corrupt_log_by_learning() {
             } else {
                 format!("v-{k}")
             };
-            let (e, b) = c.call_backup(
-                "RPC_RRDB_RRDB_GET",
-                app_id,
-                victim_pidx,
-                &key(k.as_bytes(), b"s"),
-            );
+            // The meta lists the rebuilt replica as a secondary a moment before the replica
+            // itself learns the new configuration; until then it refuses reads.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (e, b) = loop {
+                let (e, b) = c.call_backup(
+                    "RPC_RRDB_RRDB_GET",
+                    app_id,
+                    victim_pidx,
+                    &key(k.as_bytes(), b"s"),
+                );
+                if e != "ERR_INVALID_STATE" || Instant::now() > deadline {
+                    break (e, b);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
             assert_eq!(e, "ERR_OK");
             let r: rrdb::ReadResponse = result(&b);
             // The learner may trail the primary by the last commit; older keys must be there.
