@@ -406,25 +406,16 @@ async fn probe(metas: &str, table: &str) -> ExitCode {
             app_name: Some(table.to_string()),
             partition_indices: Some(Vec::new()),
         };
-        let arg = rpc::frame::ReplyValue {
-            ttype: 12,
-            bytes: idl::protocol::encode_struct(&req),
-        };
-        let Ok(reply) = client
-            .call(
+        let resp: Option<idl::dsn_layer2::QueryCfgResponse> = client
+            .call_struct(
                 "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
                 0,
                 0,
-                &arg,
+                &req,
                 Duration::from_secs(3),
             )
-            .await
-        else {
-            continue;
-        };
-        let resp: Result<idl::dsn_layer2::QueryCfgResponse, _> =
-            idl::protocol::decode(&reply.body, idl::protocol::read_arg);
-        let Ok(resp) = resp else { continue };
+            .await;
+        let Some(resp) = resp else { continue };
         if !resp.err.map(|e| e.is_ok()).unwrap_or(false) {
             continue;
         }
@@ -483,22 +474,12 @@ where
     Resp: thrift::protocol::TSerializable,
 {
     let addrs = parse_addr_list(metas).ok()?;
-    let arg = rpc::frame::ReplyValue {
-        ttype: 12,
-        bytes: idl::protocol::encode_struct(req),
-    };
     for a in addrs {
         let client = rpc::client::RpcClient::new(a, 0);
-        let Ok(reply) = client
-            .call(rpc_name, 0, 0, &arg, Duration::from_secs(5))
+        let Some(resp) = client
+            .call_struct::<Req, Resp>(rpc_name, 0, 0, req, Duration::from_secs(5))
             .await
         else {
-            continue;
-        };
-        if reply.error != "ERR_OK" {
-            continue;
-        }
-        let Ok(resp) = idl::protocol::decode::<Resp>(&reply.body, idl::protocol::read_arg) else {
             continue;
         };
         if is_served(&resp) {

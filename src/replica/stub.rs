@@ -27,7 +27,7 @@ use crate::idl::metadata::{PartitionStatus, ReplicaConfiguration, ReplicaInfo};
 use crate::idl::nfs::{CopyRequest, GetFileSizeRequest};
 use crate::idl::protocol;
 use crate::idl::rrdb;
-use crate::rpc::client::RpcClient;
+use crate::rpc::client::{decode_reply, RpcClient};
 use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply};
 use crate::storage::app::WriteResponse;
@@ -243,18 +243,10 @@ impl Transport for Net {
             let reply = c
                 .call_raw("RPC_PREPARE", gpid.0, gpid.1, body, timeout)
                 .await;
-            let error = match &reply {
-                Ok(rep) if rep.error == "ERR_OK" => {
-                    match protocol::decode(&rep.body, protocol::read_arg::<PrepareAck>) {
-                        Ok(ack) => match ack.err.map(|e| e.name()) {
-                            Some("ERR_OK") => AckError::Ok,
-                            Some("ERR_TRY_AGAIN") | Some("ERR_INACTIVE_STATE") => {
-                                AckError::TryAgain
-                            }
-                            _ => AckError::Failed,
-                        },
-                        Err(_) => AckError::Failed,
-                    }
+            let error = match decode_reply::<PrepareAck>(reply).and_then(|a| a.err) {
+                Some(e) if e.name() == "ERR_OK" => AckError::Ok,
+                Some(e) if matches!(e.name(), "ERR_TRY_AGAIN" | "ERR_INACTIVE_STATE") => {
+                    AckError::TryAgain
                 }
                 _ => AckError::Failed,
             };
@@ -290,40 +282,32 @@ impl Transport for Net {
         };
         let r = self.replica(gpid);
         tokio::spawn(async move {
-            let reply = c
-                .call(
+            let resp: Option<ConfigurationUpdateResponse> = c
+                .call_struct(
                     "RPC_CM_UPDATE_PARTITION_CONFIGURATION",
                     gpid.0,
                     gpid.1,
-                    &struct_value(&req),
+                    &req,
                     Duration::from_secs(5),
                 )
                 .await;
-            let input = match reply {
-                Ok(rep) if rep.error == "ERR_OK" => {
-                    match protocol::decode(
-                        &rep.body,
-                        protocol::read_arg::<ConfigurationUpdateResponse>,
-                    ) {
-                        Ok(resp) => {
-                            let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
-                            match (err, resp.config) {
-                                ("ERR_OK", Some(cfg)) | ("ERR_INVALID_VERSION", Some(cfg)) => {
-                                    Input::ProposalReply {
-                                        accepted: err == "ERR_OK",
-                                        config: membership_of(&cfg),
-                                    }
-                                }
-                                _ => {
-                                    warn!("{}.{}: meta refused {kind:?}: {err}", gpid.0, gpid.1);
-                                    Input::ProposalFailed
-                                }
+            let input = match resp {
+                Some(resp) => {
+                    let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
+                    match (err, resp.config) {
+                        ("ERR_OK", Some(cfg)) | ("ERR_INVALID_VERSION", Some(cfg)) => {
+                            Input::ProposalReply {
+                                accepted: err == "ERR_OK",
+                                config: membership_of(&cfg),
                             }
                         }
-                        Err(_) => Input::ProposalFailed,
+                        _ => {
+                            warn!("{}.{}: meta refused {kind:?}: {err}", gpid.0, gpid.1);
+                            Input::ProposalFailed
+                        }
                     }
                 }
-                _ => Input::ProposalFailed,
+                None => Input::ProposalFailed,
             };
             if let Some(r) = r {
                 r.send(input);
@@ -367,24 +351,12 @@ impl Transport for Net {
         };
         let r = self.replica(gpid);
         tokio::spawn(async move {
-            let reply = c
-                .call(
-                    "RPC_LEARN",
-                    gpid.0,
-                    gpid.1,
-                    &struct_value(&req),
-                    Duration::from_secs(30),
-                )
+            let resp: Option<LearnResponse> = c
+                .call_struct("RPC_LEARN", gpid.0, gpid.1, &req, Duration::from_secs(30))
                 .await;
-            let answer = match reply {
-                Ok(rep) if rep.error == "ERR_OK" => {
-                    match protocol::decode(&rep.body, protocol::read_arg::<LearnResponse>) {
-                        Ok(resp) => learn_answer(resp),
-                        Err(_) => LearnAnswer::Error("ERR_INVALID_DATA"),
-                    }
-                }
-                _ => LearnAnswer::Error("ERR_NETWORK_FAILURE"),
-            };
+            let answer = resp
+                .map(learn_answer)
+                .unwrap_or(LearnAnswer::Error("ERR_NETWORK_FAILURE"));
             if let Some(r) = r {
                 r.send(Input::LearnReply { signature, answer });
             }
@@ -457,27 +429,22 @@ impl Transport for Net {
         );
         let r = self.replica(gpid);
         tokio::spawn(async move {
-            let reply = c
-                .call(
+            let resp: Option<GroupCheckResponse> = c
+                .call_struct(
                     "RPC_GROUP_CHECK",
                     gpid.0,
                     gpid.1,
-                    &struct_value(&req),
+                    &req,
                     Duration::from_secs(5),
                 )
                 .await;
-            let (ok, succeeded, sig) = match reply {
-                Ok(rep) if rep.error == "ERR_OK" => {
-                    match protocol::decode(&rep.body, protocol::read_arg::<GroupCheckResponse>) {
-                        Ok(g) => (
-                            g.err.map(|e| e.is_ok()).unwrap_or(false),
-                            g.learner_status_ == Some(LearnerStatus::LEARNING_SUCCEEDED),
-                            g.learner_signature.unwrap_or(0),
-                        ),
-                        Err(_) => (false, false, 0),
-                    }
-                }
-                _ => (false, false, 0),
+            let (ok, succeeded, sig) = match resp {
+                Some(g) => (
+                    g.err.map(|e| e.is_ok()).unwrap_or(false),
+                    g.learner_status_ == Some(LearnerStatus::LEARNING_SUCCEEDED),
+                    g.learner_signature.unwrap_or(0),
+                ),
+                None => (false, false, 0),
             };
             if let Some(r) = r {
                 r.send(Input::GroupCheckReply {

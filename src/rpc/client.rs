@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use thrift::protocol::TSerializable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -42,6 +43,16 @@ struct Conn {
 impl Conn {
     fn usable(&self) -> bool {
         !self.tx.is_closed() && self.alive.load(Ordering::SeqCst)
+    }
+}
+
+/// The struct result of a reply; `None` on a failed call, a non-OK dsn error or a bad body.
+pub fn decode_reply<Resp: TSerializable>(reply: Result<RdsnReply, CallError>) -> Option<Resp> {
+    match reply {
+        Ok(r) if r.error == "ERR_OK" => {
+            crate::idl::protocol::decode(&r.body, crate::idl::protocol::read_arg::<Resp>).ok()
+        }
+        _ => None,
     }
 }
 
@@ -150,6 +161,26 @@ impl RpcClient {
             return Err(CallError::ConnectionLost);
         }
         Ok(())
+    }
+
+    /// Calls with a struct(-like) argument and decodes the struct(-like) result; `None` when
+    /// the call fails, the dsn error is not ERR_OK, or the body does not decode.
+    pub async fn call_struct<Req: TSerializable, Resp: TSerializable>(
+        &self,
+        name: &str,
+        app_id: i32,
+        partition_index: i32,
+        req: &Req,
+        timeout: Duration,
+    ) -> Option<Resp> {
+        let arg = ReplyValue {
+            ttype: 12,
+            bytes: crate::idl::protocol::encode_struct(req),
+        };
+        decode_reply(
+            self.call(name, app_id, partition_index, &arg, timeout)
+                .await,
+        )
     }
 
     /// Sends one request and waits for its reply.

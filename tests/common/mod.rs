@@ -100,19 +100,7 @@ impl Conn {
         pidx: i32,
         arg: &T,
     ) -> (String, Vec<u8>) {
-        self.seq += 1;
-        let value = ReplyValue {
-            ttype: 12,
-            bytes: protocol::encode_struct(arg),
-        };
-        let bytes = match self.proto {
-            Protocol::Rdsn => {
-                frame::encode_rdsn_request(self.seq, name, app_id, pidx, 0, 5000, &value)
-            }
-            _ => thft_v1(name, self.seq as i32, app_id, pidx, &value),
-        };
-        self.s.write_all(&bytes).unwrap();
-        self.read_reply()
+        self.send(name, app_id, pidx, arg, false)
     }
 
     /// Sends a read flagged as a backup request (RDSN context bit 11), which secondaries
@@ -124,13 +112,37 @@ impl Conn {
         pidx: i32,
         arg: &T,
     ) -> (String, Vec<u8>) {
+        assert_eq!(
+            self.proto,
+            Protocol::Rdsn,
+            "backup requests are sent over RDSN here"
+        );
+        self.send(name, app_id, pidx, arg, true)
+    }
+
+    fn send<T: TSerializable>(
+        &mut self,
+        name: &str,
+        app_id: i32,
+        pidx: i32,
+        arg: &T,
+        backup: bool,
+    ) -> (String, Vec<u8>) {
         self.seq += 1;
         let value = ReplyValue {
             ttype: 12,
             bytes: protocol::encode_struct(arg),
         };
-        let mut bytes = frame::encode_rdsn_request(self.seq, name, app_id, pidx, 0, 5000, &value);
-        bytes[105] |= 0x08;
+        let mut bytes = match self.proto {
+            Protocol::Rdsn => {
+                frame::encode_rdsn_request(self.seq, name, app_id, pidx, 0, 5000, &value)
+            }
+            _ => thft_v1(name, self.seq as i32, app_id, pidx, &value),
+        };
+        if backup {
+            // Context bit 11 lives in byte 105 of the RDSN header.
+            bytes[105] |= 0x08;
+        }
         self.s.write_all(&bytes).unwrap();
         self.read_reply()
     }
