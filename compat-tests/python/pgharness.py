@@ -329,3 +329,54 @@ def reporter(tag, path):
         with open(path, "a") as f:
             f.write(line + "\n")
     return report
+
+
+class PrivateOnebox(object):
+    """A onebox of a test's own (temp dir, ports, run.sh log) driven through run.sh.
+    Subclasses give `extra_env()`; `report` receives the "kept onebox" line."""
+
+    def __init__(self, prefix, log_name, report=print):
+        self.base = tempfile.mkdtemp(prefix=prefix)
+        self.onebox_dir = os.path.join(self.base, "onebox")
+        self.root = os.path.normpath(os.path.join(HERE, "..", ".."))
+        self.run_log = os.path.join(LOG_DIR, log_name)
+        self.bin = server_bin()
+        self.report = report
+
+    def extra_env(self):
+        return {}
+
+    def env(self):
+        env = dict(os.environ)
+        env["ONEBOX_DIR"] = self.onebox_dir
+        env.update(self.extra_env())
+        if self.bin:
+            env["PEGASUS_SERVER_BIN"] = self.bin
+        return env
+
+    def run(self, *args, timeout=300, check=True):
+        with open(self.run_log, "ab") as log:
+            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
+                       % (time.strftime("%H:%M:%S"), " ".join(args), self.onebox_dir)).encode())
+            log.flush()
+            p = subprocess.run(["bash", os.path.join(self.root, "run.sh")] + list(args),
+                               env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=timeout, cwd=self.root)
+        if check and p.returncode != 0:
+            with open(self.run_log, "rb") as f:
+                tail = f.read()[-3000:].decode("utf-8", "replace")
+            raise RuntimeError("run.sh %s exited %d:\n%s" % (" ".join(args), p.returncode, tail))
+        return p.returncode
+
+    def destroy(self):
+        keep = os.environ.get("PEGASUS_KEEP_ONEBOX") == "1"
+        try:
+            if os.path.isdir(self.onebox_dir):
+                self.run("stop_onebox", timeout=120, check=False)
+                if not keep:
+                    self.run("clear_onebox", timeout=120, check=False)
+        finally:
+            if not keep:
+                shutil.rmtree(self.base, ignore_errors=True)
+            else:
+                self.report("kept onebox at %s" % self.onebox_dir)

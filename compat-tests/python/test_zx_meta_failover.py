@@ -7,10 +7,8 @@
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -40,37 +38,15 @@ report = pgharness.reporter("meta-failover", REPORT)
 server_bin = pgharness.server_bin
 
 
-class ZkCluster(object):
+class ZkCluster(pgharness.PrivateOnebox):
     def __init__(self):
-        self.base = tempfile.mkdtemp(prefix="pegasus-metafo-")
-        self.onebox_dir = os.path.join(self.base, "onebox")
-        self.bin = server_bin()
+        super().__init__("pegasus-metafo-", "meta_failover_run_sh.log", report)
         self.metas = list(METAS)
 
-    def env(self):
-        env = dict(os.environ)
-        env.update({"ONEBOX_DIR": self.onebox_dir, "META_PORT_BASE": str(META_PORT_BASE),
-                    "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE), "ZK_PORT": str(ZK_PORT),
-                    "ZK_SESSION_TIMEOUT_MS": str(ZK_SESSION_TIMEOUT_MS),
-                    "ONEBOX_WAIT_SECONDS": "180"})
-        if self.bin:
-            env["PEGASUS_SERVER_BIN"] = self.bin
-        return env
-
-    def run(self, *args, timeout=300, check=True):
-        log_path = os.path.join(pgharness.LOG_DIR, "meta_failover_run_sh.log")
-        with open(log_path, "ab") as log:
-            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
-                       % (time.strftime("%H:%M:%S"), " ".join(args), self.onebox_dir)).encode())
-            log.flush()
-            p = subprocess.run(["bash", os.path.join(ROOT, "run.sh")] + list(args),
-                               env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT)
-        if check and p.returncode != 0:
-            with open(log_path, "rb") as f:
-                tail = f.read()[-3000:].decode("utf-8", "replace")
-            raise RuntimeError("run.sh %s exited %d:\n%s" % (" ".join(args), p.returncode, tail))
-        return p.returncode
+    def extra_env(self):
+        return {"META_PORT_BASE": str(META_PORT_BASE), "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
+                "ZK_PORT": str(ZK_PORT), "ZK_SESSION_TIMEOUT_MS": str(ZK_SESSION_TIMEOUT_MS),
+                "ONEBOX_WAIT_SECONDS": "180"}
 
     def tool(self, *args, timeout=30):
         p = subprocess.run([self.bin] + list(args), stdout=subprocess.PIPE,
@@ -144,18 +120,6 @@ class ZkCluster(object):
 
     def log_hint(self):
         return "logs under %s/{zookeeper,meta1..3,replica1..3}" % self.onebox_dir
-
-    def destroy(self):
-        try:
-            if os.path.isdir(self.onebox_dir):
-                self.run("stop_onebox", timeout=120, check=False)
-                if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
-                    self.run("clear_onebox", timeout=120, check=False)
-        finally:
-            if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
-                shutil.rmtree(self.base, ignore_errors=True)
-            else:
-                report("kept onebox at %s" % self.onebox_dir)
 
 
 def wait_gone(pid, timeout=30.0):

@@ -6,9 +6,7 @@
 import glob
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -43,16 +41,13 @@ def pidx_of(hk):
     return PegasusHash.default_hash(hk.encode()) % PARTITIONS
 
 
-class PCluster(object):
+class PCluster(pgharness.PrivateOnebox):
     """A private onebox driven through run.sh with its own dir, ports and config template."""
 
     def __init__(self):
-        self.base = tempfile.mkdtemp(prefix="pegasus-pacifica-")
-        self.onebox_dir = os.path.join(self.base, "onebox")
+        super().__init__("pegasus-pacifica-", "pacifica_run_sh.log", report)
         self.template = os.path.join(self.base, "config.ini")
-        self.run_sh = os.path.join(ROOT, "run.sh")
         self.metas = ["127.0.0.1:%d" % (META_PORT_BASE + 1)]
-        self.bin = server_bin()
         # run.sh writes every instance's config.ini from CONFIG_TEMPLATE (also on each
         # start_onebox), so a template with a small learning cache keeps it across restarts.
         with open(os.path.join(ROOT, "conf", "config.ini")) as f:
@@ -64,29 +59,9 @@ class PCluster(object):
         with open(self.template, "w") as f:
             f.write(text)
 
-    def env(self):
-        env = dict(os.environ)
-        env.update({"ONEBOX_DIR": self.onebox_dir, "META_PORT_BASE": str(META_PORT_BASE),
-                    "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
-                    "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"})
-        if self.bin:
-            env["PEGASUS_SERVER_BIN"] = self.bin
-        return env
-
-    def run(self, *args, timeout=300, check=True):
-        log_path = os.path.join(pgharness.LOG_DIR, "pacifica_run_sh.log")
-        with open(log_path, "ab") as log:
-            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
-                       % (time.strftime("%H:%M:%S"), " ".join(args), self.onebox_dir)).encode())
-            log.flush()
-            p = subprocess.run(["bash", self.run_sh] + list(args), env=self.env(), stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               timeout=timeout, cwd=ROOT)
-        if check and p.returncode != 0:
-            with open(log_path, "rb") as f:
-                tail = f.read()[-3000:].decode("utf-8", "replace")
-            raise RuntimeError("run.sh %s exited %d:\n%s" % (" ".join(args), p.returncode, tail))
-        return p.returncode
+    def extra_env(self):
+        return {"META_PORT_BASE": str(META_PORT_BASE), "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
+                "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"}
 
     def probe(self):
         """(healthy, output) from `pegasus_server probe`."""
@@ -136,18 +111,6 @@ class PCluster(object):
 
     def log_hint(self):
         return "server logs under %s/{meta1,replica1..3}/pegasus_server.log" % self.onebox_dir
-
-    def destroy(self):
-        try:
-            if os.path.isdir(self.onebox_dir):
-                self.run("stop_onebox", timeout=120, check=False)
-                if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
-                    self.run("clear_onebox", timeout=120, check=False)
-        finally:
-            if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
-                shutil.rmtree(self.base, ignore_errors=True)
-            else:
-                report("kept onebox at %s" % self.onebox_dir)
 
 
 @pytest.fixture(scope="module")
@@ -534,7 +497,7 @@ def test_lagging_replica_learns_checkpoint(pc, state):
            % (writes, per_partition, LEARN_CACHE_MAX_MUTATIONS, time.time() - t_stop))
     t_start = time.time()
     pc.run("start_onebox_instance", "-r", "3", timeout=180)
-    heal = pc.wait_healthy()
+    pc.wait_healthy()
     report("replica3 restarted: full health after %.1fs" % (time.time() - t_start))
     verify_all(pc, state, "after replica3 caught up")
     ok, out = pc.probe()
