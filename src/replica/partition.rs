@@ -413,12 +413,16 @@ struct Owner {
     cfg: ReplicaConfig,
     transport: Arc<dyn Transport>,
     client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
+    /// Prepares to answer, with when they arrived (ms).
     prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
     learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
     last_flush_ms: i64,
 }
+
+/// Longer than any prepare timeout of a primary (3 s for secondaries, 5 s for learners).
+const PREPARE_WAITER_TTL_MS: i64 = 15_000;
 
 fn now_ms() -> i64 {
     (value_schema::now_us() / 1000) as i64
@@ -471,7 +475,7 @@ impl Owner {
                 reply,
             } => {
                 let t = self.token();
-                self.prepare_waiters.insert(t, (reply, mutation.ballot));
+                self.prepare_waiters.insert(t, (reply, now_ms()));
                 core.on_prepare(from, receiver_status, signature, mutation, t, out);
             }
             Input::PrepareAck {
@@ -592,6 +596,11 @@ impl Owner {
             Input::Tick => {
                 let now = now_ms();
                 core.on_tick(now, out);
+                // A prepare the machine will never answer (stale ballot, superseded by a
+                // newer copy, dropped on a role change) is released once its sender has
+                // surely given up, so neither the waiter nor the RPC task leaks.
+                self.prepare_waiters
+                    .retain(|_, (_, since)| now - *since < PREPARE_WAITER_TTL_MS);
                 if now - self.last_flush_ms >= self.cfg.flush_interval_ms {
                     self.last_flush_ms = now;
                     self.flush_if_behind(core);

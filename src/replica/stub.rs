@@ -976,9 +976,10 @@ impl ReplicaStub {
         read.or_else(bad)
     }
 
-    async fn on_prepare(&self, req: &Request) -> Reply {
+    /// RPC_PREPARE; `None` (no reply, as upstream) when the replica never answers it.
+    async fn on_prepare(&self, req: &Request) -> Option<Reply> {
         let Some((gpid, cfg, m)) = parse_prepare(&req.body) else {
-            return Reply::err("ERR_INVALID_DATA");
+            return Some(Reply::err("ERR_INVALID_DATA"));
         };
         let ack = |err: ErrorCode, ballot: i64, decree: i64, committed: i64| PrepareAck {
             pid: Some(gpid),
@@ -991,7 +992,7 @@ impl ReplicaStub {
             response_timestamp: None,
         };
         let Some(r) = self.replica(gpid.app_id, gpid.partition_index) else {
-            return Reply::of(&ack(ErrorCode::OBJECT_NOT_FOUND, 0, m.decree, 0));
+            return Some(Reply::of(&ack(ErrorCode::OBJECT_NOT_FOUND, 0, m.decree, 0)));
         };
         let status = if cfg.status == Some(PartitionStatus::PS_POTENTIAL_SECONDARY) {
             Status::PotentialSecondary
@@ -999,7 +1000,6 @@ impl ReplicaStub {
             Status::Secondary
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let decree = m.decree;
         r.send(Input::Prepare {
             from: cfg.primary.map(|a| a.0).unwrap_or(0),
             receiver_status: status,
@@ -1007,18 +1007,15 @@ impl ReplicaStub {
             mutation: m,
             reply: tx,
         });
-        match rx.await {
-            Ok((e, ballot, d, committed)) => {
-                let err = match e {
-                    AckError::Ok => ErrorCode::OK,
-                    AckError::TryAgain => ErrorCode::TRY_AGAIN,
-                    AckError::Failed => ErrorCode::INVALID_STATE,
-                };
-                Reply::of(&ack(err, ballot, d, committed))
-            }
-            // A stale prepare gets no answer; the sender times out.
-            Err(_) => Reply::of(&ack(ErrorCode::INVALID_STATE, 0, decree, 0)),
-        }
+        // A prepare the replica drops (stale ballot, released waiter) gets no answer; the
+        // sender times out.
+        let (e, ballot, d, committed) = rx.await.ok()?;
+        let err = match e {
+            AckError::Ok => ErrorCode::OK,
+            AckError::TryAgain => ErrorCode::TRY_AGAIN,
+            AckError::Failed => ErrorCode::INVALID_STATE,
+        };
+        Some(Reply::of(&ack(err, ballot, d, committed)))
     }
 
     async fn on_proposal(&self, req: &Request) {
@@ -1307,7 +1304,7 @@ impl Handler for ReplicaStub {
                 return self.handle_rrdb(req).await;
             }
             match req.name.as_str() {
-                "RPC_PREPARE" => Some(self.on_prepare(&req).await),
+                "RPC_PREPARE" => self.on_prepare(&req).await,
                 "RPC_CONFIG_PROPOSAL" => {
                     self.on_proposal(&req).await;
                     None
