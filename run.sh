@@ -387,7 +387,7 @@ ensure_zookeeper_installed() {
 # Starts the onebox's ZooKeeper server on 127.0.0.1:$ZK_PORT (data in $ZK_DIR) unless it
 # already runs, and waits until it answers.
 start_zookeeper() {
-    local pid deadline
+    local pid
     if pid=$(instance_pid "$ZK_DIR"); then
         if zk_ok "$ZK_PORT"; then
             echo "INFO: zookeeper is already running (pid $pid, port $ZK_PORT)"
@@ -411,28 +411,86 @@ start_zookeeper() {
         echo "4lw.commands.whitelist=ruok,srvr,stat"
         echo "autopurge.purgeInterval=1"
     } >"$ZK_DIR/zoo.cfg" || die "cannot write $ZK_DIR/zoo.cfg"
-    if ! pid=$(instance_pid "$ZK_DIR"); then
-        (
-            cd "$ZK_DIR" || exit 1
-            echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting zookeeper on port $ZK_PORT" >>zookeeper.log
-            nohup java -Xmx256m -cp "$(zk_classpath)" -Dzookeeper.log.dir="$ZK_DIR" \
-                org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" \
-                >>zookeeper.log 2>&1 </dev/null &
-            echo $! >"$PID_FILE"
-        ) || die "cannot start zookeeper in $ZK_DIR"
-        pid=$(cat "$ZK_DIR/$PID_FILE")
-        echo "INFO: started zookeeper (pid $pid, port $ZK_PORT, data in $ZK_DIR/data)"
+    if pid=$(instance_pid "$ZK_DIR"); then
+        # started by an earlier run and not answering yet
+        wait_zookeeper "$pid" 0 && return 0
+        die "zookeeper (pid $pid) does not answer on 127.0.0.1:$ZK_PORT (log: $ZK_DIR/zookeeper.log)"
     fi
+    local attempt
+    for attempt in 1 2 3; do
+        launch_zookeeper || die "cannot start zookeeper in $ZK_DIR"
+        pid=$(cat "$ZK_DIR/$PID_FILE")
+        echo "INFO: started zookeeper (pid $pid, port $ZK_PORT, data in $ZK_DIR/data, attempt $attempt)"
+        wait_zookeeper "$pid" 1 && return 0
+        # A server that exits before it answers gets two more tries: the log says why.
+        echo "WARNING: zookeeper attempt $attempt failed" >&2
+        sleep 2
+    done
+    zookeeper_diagnostics >&2
+    die "zookeeper did not start after 3 attempts (log: $ZK_DIR/zookeeper.log)"
+}
+
+# Starts the ZooKeeper JVM as a child of this shell (so its exit status can be
+# collected), with its working directory in $ZK_DIR, and records its pid.
+launch_zookeeper() {
+    local cp
+    cp=$(zk_classpath)
+    echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting zookeeper on port $ZK_PORT" >>"$ZK_DIR/zookeeper.log" ||
+        return 1
+    # -XX:-UsePerfData: no hsperfdata files in the shared temp directory.
+    (cd "$ZK_DIR" && exec nohup java -Xmx256m -XX:-UsePerfData -Djava.io.tmpdir="$ZK_DIR" \
+        -cp "$cp" -Dzookeeper.log.dir="$ZK_DIR" \
+        org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" \
+        >>"$ZK_DIR/zookeeper.log" 2>&1 </dev/null) &
+    echo $! >"$ZK_DIR/$PID_FILE"
+}
+
+# True when process $1 exists and is not a zombie.
+process_running() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$state" != "Z" ]
+}
+
+# Waits up to 60 s for the ZooKeeper server (pid $1) to answer. $2 = 1 when the
+# process is this shell's child: its exit status is then reported.
+wait_zookeeper() {
+    local pid=$1 child=$2 deadline rc
     deadline=$((SECONDS + 60))
     until zk_ok "$ZK_PORT"; do
-        if ! instance_pid "$ZK_DIR" >/dev/null; then
-            tail -n 20 "$ZK_DIR/zookeeper.log" >&2
-            die "zookeeper exited (log above: $ZK_DIR/zookeeper.log)"
+        if ! process_running "$pid"; then
+            rc=unknown
+            if [ "$child" -eq 1 ]; then
+                wait "$pid" 2>/dev/null
+                rc=$?
+                [ "$rc" -gt 128 ] && rc="$rc (signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"
+            fi
+            sleep 0.5
+            {
+                echo "ERROR: zookeeper (pid $pid) exited with status $rc before answering; its log:"
+                tail -n 30 "$ZK_DIR/zookeeper.log"
+                echo "-----"
+            } >&2
+            return 1
         fi
-        [ $SECONDS -lt $deadline ] || die "zookeeper does not answer on 127.0.0.1:$ZK_PORT after 60s (log: $ZK_DIR/zookeeper.log)"
+        if [ $SECONDS -ge $deadline ]; then
+            echo "ERROR: zookeeper does not answer on 127.0.0.1:$ZK_PORT after 60s (log: $ZK_DIR/zookeeper.log)" >&2
+            kill -KILL "$pid" 2>/dev/null
+            return 1
+        fi
         sleep 0.3
     done
-    echo "INFO: zookeeper is serving on 127.0.0.1:$ZK_PORT"
+    return 0
+}
+
+# What the machine looks like when ZooKeeper cannot start.
+zookeeper_diagnostics() {
+    echo "--- java: $(command -v java) $(java -version 2>&1 | head -n 1)"
+    echo "--- class path: $(zk_classpath)"
+    echo "--- disk: $(df -h "$ZK_DIR" 2>/dev/null | tail -n 1)"
+    echo "--- memory: $(free -m 2>/dev/null | awk '/^Mem:/ {print $7 " MiB available"}')"
+    echo "--- limits: processes $(ulimit -u), open files $(ulimit -n), virtual memory $(ulimit -v)"
 }
 
 stop_zookeeper() {

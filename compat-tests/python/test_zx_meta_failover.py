@@ -150,6 +150,12 @@ def zc(reactor_thread):
     try:
         # Installs and starts ZooKeeper when needed; any failure there fails the tests.
         c.run("start_onebox", "-m", "3", timeout=900)
+        with open(c.run_log, "rb") as f:
+            last = f.read().rsplit(b"run.sh start_onebox", 1)[-1]
+        starts = last.count(b"INFO: started zookeeper")
+        with open(REPORT, "a") as f:
+            # run.sh retries a ZooKeeper that exits before answering; say when it had to
+            f.write("zookeeper started after %d attempt(s)\n" % starts)
         c.wait_healthy()
         yield c
     finally:
