@@ -18,7 +18,7 @@ use pegasus_rs::rpc::frame::Protocol;
 #[test]
 fn meta_ddl_rrdb_over_thft_v1_and_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mp, rp) = (38601u16, 38801u16);
+    let (mp, rp) = (28601u16, 28801u16);
     let mdir = tmp.path().join("meta1");
     let rdir = tmp.path().join("replica1");
     for d in [&mdir, &rdir] {
@@ -302,7 +302,7 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
 #[test]
 fn malformed_frames_close_only_their_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mp, rp) = (38611u16, 38811u16);
+    let (mp, rp) = (28611u16, 28811u16);
     let mdir = tmp.path().join("meta1");
     std::fs::create_dir_all(&mdir).unwrap();
     write_config(&mdir, mp, rp);

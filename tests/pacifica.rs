@@ -13,8 +13,8 @@ use pegasus_rs::idl::dsn_layer2::QueryCfgResponse;
 use pegasus_rs::idl::rrdb;
 use pegasus_rs::rpc::frame::Protocol;
 
-const META: u16 = 38621;
-const REPLICAS: [u16; 3] = [38821, 38822, 38823];
+const META: u16 = 28621;
+const REPLICAS: [u16; 3] = [28821, 28822, 28823];
 
 fn healthy(r: &QueryCfgResponse) -> bool {
     r.partitions.as_ref().is_some_and(|ps| {

@@ -24,8 +24,8 @@ import (
 )
 
 const (
-	defaultMetaPortBase    = 35600
-	defaultReplicaPortBase = 35800
+	defaultMetaPortBase    = 25600
+	defaultReplicaPortBase = 25800
 	opTimeout              = 10 * time.Second
 	// errTimeout bounds operations that are expected to fail on the server side:
 	// the Go client retries server-side rocksdb errors with back-off until the

@@ -236,8 +236,8 @@ def open_client(metas, table, deadline_s=120.0, timeout_ms=5000):
 class Cluster(object):
     """Either an external cluster (PEGASUS_META) or a onebox started through ../../run.sh."""
 
-    META_PORT_BASE = 36600
-    REPLICA_PORT_BASE = 36800
+    META_PORT_BASE = 26600
+    REPLICA_PORT_BASE = 26800
 
     def __init__(self):
         self.table = os.environ.get("PEGASUS_TABLE", "temp")

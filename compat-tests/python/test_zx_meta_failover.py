@@ -1,5 +1,5 @@
-# Meta-server failover on a private onebox with ZooKeeper (3 metas on 38601-38603, 3 replica
-# servers on 38801-38803, ZooKeeper on 23181): the upstream ZooKeeper tree layout and leader
+# Meta-server failover on a private onebox with ZooKeeper (3 metas on 28601-28603, 3 replica
+# servers on 28801-28803, ZooKeeper on 23181): the upstream ZooKeeper tree layout and leader
 # lock, non-leaders pointing at the leader, kill -9 of the leader meta under pypegasus3 writers
 # (no acknowledged write lost; the new leader serves and creates tables), and a leader whose
 # ZooKeeper session expires stepping down (its process restarts itself as a follower). Needs Debian's zookeeper package: run.sh installs
@@ -19,8 +19,8 @@ from test_zy_pacifica import start_writers, stop_writers, longest_gap, read_back
 
 pytestmark = pytest.mark.restart  # sorted with the cluster-restarting tests, before test_zy_*
 
-META_PORT_BASE = 38600
-REPLICA_PORT_BASE = 38800
+META_PORT_BASE = 28600
+REPLICA_PORT_BASE = 28800
 ZK_PORT = 23181
 ZK_SESSION_TIMEOUT_MS = 10000
 METAS = ["127.0.0.1:%d" % (META_PORT_BASE + i) for i in (1, 2, 3)]

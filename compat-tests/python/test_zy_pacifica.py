@@ -1,5 +1,5 @@
 # PacificA failover tests through pypegasus3 on a private onebox (1 meta + 3 replica servers,
-# ports 37600/37800): kill -9 each replica server in turn under 8 concurrent writers and check
+# ports 27600/27800): kill -9 each replica server in turn under 8 concurrent writers and check
 # that no acknowledged write is lost; stop/start the whole cluster; bring back a replica server
 # that fell behind the primaries' learning cache by checkpoint copy (LT_APP).
 # Figures go to stdout (-s) and to .logs/pacifica_report.txt. Runs before test_zz_restart.py.
@@ -17,8 +17,8 @@ from pgharness import OK, NOT_FOUND, Client, PegasusHash, ScanOptions
 
 pytestmark = pytest.mark.restart  # sorted with the cluster-restarting tests, before test_zz_*
 
-META_PORT_BASE = 37600
-REPLICA_PORT_BASE = 37800
+META_PORT_BASE = 27600
+REPLICA_PORT_BASE = 27800
 TABLE = "temp"
 PARTITIONS = 8
 REPLICAS = 3
