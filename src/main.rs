@@ -334,6 +334,18 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
             .map_err(c)? as usize,
         pacifica,
         flush_interval: secs(&cfg, "checkpoint_interval_seconds", 100).map_err(c)?,
+        log_file_size_bytes: cfg
+            .u64("replication", "log_private_file_size_mb", 32)
+            .map_err(c)?
+            .max(1)
+            << 20,
+        log_reserve_max_bytes: cfg
+            .u64("replication", "log_private_reserve_max_size_mb", 1000)
+            .map_err(c)?
+            << 20,
+        log_reserve_max_secs: cfg
+            .u64("replication", "log_private_reserve_max_time_seconds", 36000)
+            .map_err(c)?,
         nfs_copy_block_bytes: cfg.u64("nfs", "nfs_copy_block_bytes", 4 << 20).map_err(c)? as usize,
         nfs_max_copy_bytes_per_sec: cfg
             .u64("nfs", "max_copy_rate_megabytes_per_disk", 0)

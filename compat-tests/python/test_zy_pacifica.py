@@ -1,7 +1,9 @@
 # PacificA failover tests through pypegasus3 on a private onebox (1 meta + 3 replica servers,
 # ports 27600/27800): kill -9 each replica server in turn under 8 concurrent writers and check
 # that no acknowledged write is lost; stop/start the whole cluster; bring back a replica server
-# that fell behind the primaries' learning cache by checkpoint copy (LT_APP).
+# that fell behind the primaries' learning cache, by checkpoint copy (LT_APP) when the
+# primaries' plog no longer holds what it misses, and from their plog files (LT_LOG) when it
+# does.
 # Figures go to stdout (-s) and to .logs/pacifica_report.txt. Runs before test_zz_restart.py.
 import glob
 import os
@@ -23,6 +25,8 @@ TABLE = "temp"
 PARTITIONS = 8
 REPLICAS = 3
 LEARN_CACHE_MAX_MUTATIONS = 100
+LOG_SETTINGS = {"log_private_file_size_mb": 1, "log_private_reserve_max_size_mb": 0,
+                "checkpoint_interval_seconds": 1}
 N_WRITERS = 8
 HASHES_PER_WRITER = 32          # each writer spreads its keys over every partition
 WRITER_TIMEOUT_MS = 3000
@@ -56,6 +60,11 @@ class PCluster(pgharness.PrivateOnebox):
                           "[replication]\n  learn_cache_max_mutations = %d"
                           % LEARN_CACHE_MAX_MUTATIONS, text, count=1)
         assert n == 1, "conf/config.ini has no [replication] section"
+        # Small plog files, no reserve and a flush every second: the primaries collect the
+        # plog files a lagging replica would need, so it must copy a checkpoint.
+        for key, value in LOG_SETTINGS.items():
+            text, n = re.subn(r"(?m)^([ \t]*%s[ \t]*=).*$" % key, r"\g<1> %s" % value, text)
+            assert n == 1, "conf/config.ini has no %s" % key
         with open(self.template, "w") as f:
             f.write(text)
 
@@ -456,20 +465,19 @@ def test_stop_and_start_every_server(pc, state):
     verify_all(pc, state, "after full restart")
 
 
-def test_lagging_replica_learns_checkpoint(pc, state):
-    pc.wait_healthy()
-    pc.run("stop_onebox_instance", "-r", "3", timeout=120)
-    t_stop = time.time()
-    log3 = pc.log_path(3)
-    log_size_before = os.path.getsize(log3)
-    # More mutations per partition than the learning cache holds: 16 hash keys per partition.
-    per_partition = 3 * LEARN_CACHE_MAX_MUTATIONS
-    prefix = "lag-%d" % int(time.time())
+def lagging_keys(prefix):
+    """8 hash keys per partition."""
     hks, i = {}, 0
-    while min(len(v) for v in [hks.get(p, []) for p in range(PARTITIONS)]) < 8:
+    while min(len(hks.get(p, [])) for p in range(PARTITIONS)) < 8:
         hk = "%s-%d" % (prefix, i)
         hks.setdefault(pidx_of(hk), []).append(hk)
         i += 1
+    return hks
+
+
+def write_per_partition(pc, state, prefix, per_partition, value_size):
+    """per_partition acknowledged writes of about value_size bytes to every partition."""
+    hks = lagging_keys(prefix)
     c = pgharness.open_client(pc.metas, TABLE, deadline_s=180)
     writes = 0
     try:
@@ -478,7 +486,8 @@ def test_lagging_replica_learns_checkpoint(pc, state):
             group = hks[p][:8]
             for s in range(per_partition):
                 hk = group[s % len(group)]
-                sk, v = "k%05d" % s, "lag/%d/%d" % (p, s)
+                sk = "k%05d" % s
+                v = ("%s/%d/%d/" % (prefix, p, s)).ljust(value_size, "x")
                 state["attempted"][(hk, sk)] = v
                 while True:
                     try:
@@ -489,23 +498,45 @@ def test_lagging_replica_learns_checkpoint(pc, state):
                         state["acked"][(hk, sk)] = v
                         writes += 1
                         break
-                    assert time.time() < deadline, "writes with replica3 down keep failing: %r" % (r,)
+                    assert time.time() < deadline, "writes keep failing: %r" % (r,)
                     time.sleep(0.2)
     finally:
         c.close()
-    report("replica3 down: %d writes (%d per partition, learn cache %d) in %.1fs"
-           % (writes, per_partition, LEARN_CACHE_MAX_MUTATIONS, time.time() - t_stop))
+    return writes
+
+
+def lag_replica3(pc, state, name, per_partition, value_size):
+    """Stops replica3, writes per_partition values of value_size bytes to every partition,
+    restarts it, waits for full health and checks every acknowledged write. Returns what
+    replica3 logged since it was stopped."""
+    pc.wait_healthy()
+    pc.run("stop_onebox_instance", "-r", "3", timeout=120)
+    t_stop = time.time()
+    log3 = pc.log_path(3)
+    log_size_before = os.path.getsize(log3)
+    writes = write_per_partition(pc, state, "%s-%d" % (name, int(time.time())), per_partition,
+                                 value_size)
+    report("%s: replica3 down: %d writes (%d per partition of %d bytes, learn cache %d) in %.1fs"
+           % (name, writes, per_partition, value_size, LEARN_CACHE_MAX_MUTATIONS,
+              time.time() - t_stop))
+    # a few flush intervals, so the primaries flush and collect their plog files
+    time.sleep(3)
     t_start = time.time()
     pc.run("start_onebox_instance", "-r", "3", timeout=180)
     pc.wait_healthy()
-    report("replica3 restarted: full health after %.1fs" % (time.time() - t_start))
-    verify_all(pc, state, "after replica3 caught up")
+    report("%s: replica3 restarted: full health after %.1fs" % (name, time.time() - t_start))
+    verify_all(pc, state, "after replica3 caught up (%s)" % name)
     ok, out = pc.probe()
     assert ok, "not fully healthy at the end:\n%s" % out
-
     with open(log3, "rb") as f:
         f.seek(log_size_before)
-        new_log = f.read().decode("utf-8", "replace")
+        return f.read().decode("utf-8", "replace")
+
+
+def test_lagging_replica_learns_checkpoint(pc, state):
+    # Over 2 MiB per partition while replica3 is down: the primaries' plog moves past it (1 MiB
+    # files) and the files it misses are collected, so learning must copy a checkpoint.
+    new_log = lag_replica3(pc, state, "lag-app", 3 * LEARN_CACHE_MAX_MUTATIONS, 8192)
     learned = [l for l in new_log.splitlines() if "learned checkpoint" in l]
     ckpts = sorted(set(os.path.basename(d) for n in (1, 2) for d in glob.glob(
         os.path.join(pc.replica_dir(n), "data", "**", "checkpoint.*"), recursive=True)
@@ -513,10 +544,24 @@ def test_lagging_replica_learns_checkpoint(pc, state):
     report("replica3 log lines with 'learned checkpoint': %d%s; checkpoint dirs on replica1/2: %s"
            % (len(learned), (" (first: %s)" % learned[0].strip()) if learned else "",
               ", ".join(ckpts[:16]) or "none"))
-    ignored = [l for l in new_log.splitlines()
-               if "config keys not used" in l and "learn_cache_max_mutations" in l]
-    if not learned and ignored:
-        pytest.xfail("server ignores [replication] learn_cache_max_mutations (%s), so no "
-                     "checkpoint copy could be forced" % ignored[0].strip())
-    assert learned, "replica3 log has no 'learned checkpoint' line since its restart (%s)" % log3
+    ignored = [l for l in new_log.splitlines() if "config keys not used" in l]
+    assert not any(k in l for l in ignored for k in LOG_SETTINGS), ignored
+    assert learned, "replica3 log has no 'learned checkpoint' line since its restart (%s)" \
+        % pc.log_path(3)
     assert ckpts, "no checkpoint.<decree> dir under replica1/replica2 data dirs"
+
+
+def test_lagging_replica_learns_log_files(pc, state):
+    # Rotate every primary's plog first (over 1 MiB per partition), so the file being written
+    # starts before what replica3 will miss; then fall behind the learning cache by small
+    # writes that stay in that file: learning copies the plog files (LT_LOG).
+    write_per_partition(pc, state, "rotate-%d" % int(time.time()), 160, 8192)
+    new_log = lag_replica3(pc, state, "lag-log", 3 * LEARN_CACHE_MAX_MUTATIONS, 64)
+    learned = [l for l in new_log.splitlines() if re.search(r"learned \d+ log file", l)]
+    ckpt = [l for l in new_log.splitlines() if "learned checkpoint" in l]
+    report("replica3 log lines with 'learned N log file(s)': %d%s; with 'learned checkpoint': %d"
+           % (len(learned), (" (first: %s)" % learned[0].strip()) if learned else "", len(ckpt)))
+    assert learned, "replica3 log has no 'learned N log file(s)' line since its restart (%s)" \
+        % pc.log_path(3)
+    assert not ckpt, "replica3 copied checkpoints although the plog held what it missed: %s" \
+        % ckpt[:3]

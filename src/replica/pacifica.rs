@@ -87,8 +87,37 @@ pub enum LearnPlan {
         mutations: Vec<Mutation>,
         prepare_start: i64,
     },
-    /// A checkpoint to copy first; a new learning round follows.
+    /// Not from the cache: the runtime answers with log files (LT_LOG) or a checkpoint
+    /// (LT_APP), see [`learn_from_log`].
     App,
+    /// Learner side of LT_LOG: the mutations read from the primary's log files, to apply up to
+    /// `to_decree` (the primary's committed decree); a new learning round follows.
+    Log {
+        mutations: Vec<Mutation>,
+        to_decree: i64,
+    },
+}
+
+/// Primary: whether a learner starting at `start` learns from the log files rather than a
+/// checkpoint. As upstream: yes when the database has not made `start` durable yet (so the
+/// log still holds every decree from there), or when the files cover `start`.
+pub fn learn_from_log(start: i64, durable: i64, files_cover: bool, have_files: bool) -> bool {
+    have_files && (start > durable || files_cover)
+}
+
+/// One mutation per decree, ascending; for a decree logged more than once the latest copy of
+/// the highest ballot wins (a re-proposal by a newer primary replaces the older one).
+pub fn latest_per_decree(mutations: Vec<Mutation>) -> Vec<Mutation> {
+    let mut by_decree: BTreeMap<i64, Mutation> = BTreeMap::new();
+    for m in mutations {
+        match by_decree.get(&m.decree) {
+            Some(old) if old.ballot > m.ballot => {}
+            _ => {
+                by_decree.insert(m.decree, m);
+            }
+        }
+    }
+    by_decree.into_values().collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -352,6 +381,11 @@ impl Core {
     /// by the previous primary).
     pub fn is_readable(&self) -> bool {
         self.is_serving_writes() && self.last_committed >= self.last_prepare_on_new_primary
+    }
+
+    /// Learner: the signature of the learning round under way.
+    pub fn learning_signature(&self) -> Option<i64> {
+        self.learning.map(|l| l.0)
     }
 
     pub fn learner_count(&self) -> usize {
@@ -1128,6 +1162,41 @@ impl Core {
                         committed: self.last_committed,
                     });
                 }
+            }
+            Ok(LearnPlan::Log {
+                mutations,
+                to_decree,
+            }) => {
+                let before = self.last_committed;
+                for mut m in latest_per_decree(mutations) {
+                    if m.decree > to_decree {
+                        break;
+                    }
+                    if m.decree <= self.last_committed {
+                        continue;
+                    }
+                    if m.decree != self.last_committed + 1 {
+                        break;
+                    }
+                    m.last_committed_decree = m.decree;
+                    out.push(Action::AppendLog(m.clone()));
+                    self.last_committed = m.decree;
+                    out.push(Action::Apply {
+                        mutation: m,
+                        token: None,
+                    });
+                }
+                if self.last_committed == before && before < to_decree {
+                    // The files brought nothing usable: give this round up; the primary
+                    // starts a new one (and may choose a checkpoint).
+                    self.on_learn_failed();
+                    return;
+                }
+                out.push(Action::SendLearn {
+                    to: self.membership.primary,
+                    signature: sig,
+                    committed: self.last_committed,
+                });
             }
             Ok(LearnPlan::App) => out.push(Action::ResetForLearning),
             Err(_) => {

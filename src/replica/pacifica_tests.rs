@@ -585,3 +585,132 @@ fn a_prepare_far_beyond_the_commit_point_is_refused() {
     c.replay(m, &mut out);
     assert_eq!(c.max_prepared(), 0);
 }
+
+fn logged(decree: i64, ballot: i64, i: u8) -> super::mutation::Mutation {
+    super::mutation::Mutation {
+        app_id: 1,
+        partition_index: 0,
+        ballot,
+        decree,
+        log_offset: 0,
+        last_committed_decree: decree - 1,
+        timestamp: decree,
+        updates: vec![update(i)],
+    }
+}
+
+#[test]
+fn latest_per_decree_keeps_the_highest_ballot_and_sorts() {
+    let got = latest_per_decree(vec![
+        logged(3, 1, 30),
+        logged(1, 1, 10),
+        logged(3, 2, 31),
+        logged(2, 1, 20),
+        // an older ballot logged later does not replace a newer one
+        logged(3, 1, 32),
+        logged(2, 1, 21),
+    ]);
+    let seen: Vec<(i64, i64, u8)> = got
+        .iter()
+        .map(|m| (m.decree, m.ballot, m.updates[0].data[0]))
+        .collect();
+    assert_eq!(seen, vec![(1, 1, 10), (2, 1, 21), (3, 2, 31)]);
+}
+
+#[test]
+fn learning_from_log_files_is_chosen_as_upstream() {
+    // the database has not made the start durable: the log holds it
+    assert!(learn_from_log(11, 10, false, true));
+    // durable past the start, but the files still reach back to it
+    assert!(learn_from_log(5, 10, true, true));
+    // durable past the start and the files do not cover it: checkpoint
+    assert!(!learn_from_log(5, 10, false, true));
+    // no files at all: checkpoint
+    assert!(!learn_from_log(11, 10, true, false));
+}
+
+/// A learner the cache cannot serve, with the primary holding everything in its log files.
+fn learner_behind_the_cache() -> Net {
+    let mut n = Net::new(&[P, L]);
+    n.nodes.insert(
+        P,
+        Core::new(
+            1,
+            0,
+            P,
+            0,
+            0,
+            Options {
+                mutation_2pc_min_replica_count: 1,
+                cache_max_mutations: 2,
+                ..Options::default()
+            },
+        )
+        .created_empty(),
+    );
+    n.configure(Membership {
+        ballot: 1,
+        primary: P,
+        secondaries: vec![],
+        max_replica_count: 2,
+    });
+    for i in 1..=5 {
+        n.write(P, i, i as u8);
+    }
+    let mut out = Vec::new();
+    let cfg = n.nodes[&P].membership.clone();
+    n.core(P)
+        .on_meta_proposal(ConfigKind::AddSecondary, L, cfg, &mut out);
+    n.perform(P, out);
+    n.run();
+    assert_eq!(n.nodes[&L].status, Status::PotentialSecondary);
+    assert!(!n.applied.contains_key(&L));
+    n
+}
+
+#[test]
+fn a_learner_applies_learned_log_files_then_learns_the_rest_from_the_cache() {
+    let mut n = learner_behind_the_cache();
+    let sig = n.nodes[&L].learning_signature().expect("learning");
+    // What the runtime read from the copied files: every decree, an older copy of decree 2,
+    // and a prepared decree 6 past the primary's commit point that must not be applied.
+    let mut files = vec![logged(2, 0, 99)];
+    files.extend((1..=5).map(|d| logged(d, 1, d as u8)));
+    files.push(logged(6, 1, 6));
+    let mut out = Vec::new();
+    n.core(L).on_learn_reply(
+        sig,
+        Ok(LearnPlan::Log {
+            mutations: files,
+            to_decree: 5,
+        }),
+        &mut out,
+    );
+    n.perform(L, out);
+    assert_eq!(n.applied[&L], vec![1, 2, 3, 4, 5]);
+    assert_eq!(n.nodes[&L].last_committed, 5);
+    // a new round follows: the cache now covers the rest and the learner is upgraded
+    n.run();
+    assert_eq!(
+        n.proposals.last().map(|p| (p.1, p.2)),
+        Some((ConfigKind::UpgradeToSecondary, L))
+    );
+}
+
+#[test]
+fn learned_log_files_with_a_hole_end_the_round() {
+    let mut n = learner_behind_the_cache();
+    let sig = n.nodes[&L].learning_signature().expect("learning");
+    let mut out = Vec::new();
+    n.core(L).on_learn_reply(
+        sig,
+        Ok(LearnPlan::Log {
+            mutations: vec![logged(2, 1, 2), logged(3, 1, 3)],
+            to_decree: 5,
+        }),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert!(!n.applied.contains_key(&L));
+    assert_eq!(n.nodes[&L].status, Status::Inactive { transient: false });
+}

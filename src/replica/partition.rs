@@ -119,6 +119,14 @@ pub enum LearnAnswer {
         files: Vec<String>,
         decree: i64,
     },
+    /// LT_LOG: copy the log `files` (names in `dir` on `learnee`), replay them, and apply what
+    /// they hold up to `to_decree`.
+    Log {
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+        to_decree: i64,
+    },
 }
 
 /// How a replica reaches the rest of the cluster (implemented by the replica server).
@@ -271,6 +279,12 @@ pub struct ReplicaConfig {
     /// `checkpoint_interval_seconds`: how often committed data is flushed to disk, which
     /// bounds the log replayed at restart and lets old log files be collected.
     pub flush_interval_ms: i64,
+    /// `log_private_file_size_mb`, in bytes: a new plog file starts past this size.
+    pub log_file_size_bytes: u64,
+    /// `log_private_reserve_max_size_mb` / `_time_seconds`: collectable plog files kept
+    /// anyway while within both (0 keeps none), so lagging learners can learn from them.
+    pub log_reserve_max_bytes: u64,
+    pub log_reserve_max_secs: u64,
 }
 
 impl Replica {
@@ -302,7 +316,7 @@ impl Replica {
                 init.init_durable_decree
             ));
         }
-        let (log, replay) = MutationLog::open(
+        let (mut log, replay) = MutationLog::open(
             dir,
             app_id,
             pidx,
@@ -310,6 +324,8 @@ impl Replica {
             committed,
         )
         .map_err(|e| format!("mutation log: {e:?}"))?;
+        log.set_file_size_limit(cfg.log_file_size_bytes);
+        log.set_reserve(cfg.log_reserve_max_bytes, cfg.log_reserve_max_secs);
         if replay.torn_tail {
             log::warn!("{app_id}.{pidx}: ignored a torn tail at the end of the mutation log");
         }
@@ -415,7 +431,8 @@ struct Owner {
     client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
     /// Prepares to answer, with when they arrived (ms).
     prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
-    learn_waiters: HashMap<u64, oneshot::Sender<LearnAnswer>>,
+    /// Learn requests being answered: the waiter and the learner's first wanted decree.
+    learn_waiters: HashMap<u64, (oneshot::Sender<LearnAnswer>, i64)>,
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
     last_flush_ms: i64,
@@ -513,7 +530,7 @@ impl Owner {
                 reply,
             } => {
                 let t = self.token();
-                self.learn_waiters.insert(t, reply);
+                self.learn_waiters.insert(t, (reply, committed + 1));
                 core.on_learn_request(learner, signature, committed, t, out);
             }
             Input::LearnReply { signature, answer } => match answer {
@@ -530,6 +547,42 @@ impl Owner {
                     }),
                     out,
                 ),
+                LearnAnswer::Log {
+                    learnee,
+                    dir,
+                    files,
+                    to_decree,
+                } => {
+                    let count = files.len();
+                    match self.learn_log_files(learnee, dir, files).await {
+                        Ok(mutations) => {
+                            log::info!(
+                                "{}.{}: learned {count} log file(s) from {} ({} mutations, up to \
+                             decree {to_decree})",
+                                core.app_id,
+                                core.pidx,
+                                crate::idl::dsn::RpcAddress(learnee),
+                                mutations.len()
+                            );
+                            core.on_learn_reply(
+                                signature,
+                                Ok(LearnPlan::Log {
+                                    mutations,
+                                    to_decree,
+                                }),
+                                out,
+                            )
+                        }
+                        Err(e) => {
+                            log::warn!(
+                                "{}.{}: learning log files failed: {e}",
+                                core.app_id,
+                                core.pidx
+                            );
+                            core.on_learn_failed();
+                        }
+                    }
+                }
                 LearnAnswer::App {
                     learnee,
                     dir,
@@ -818,6 +871,11 @@ impl Owner {
                     signature: _,
                     plan,
                 } => {
+                    let start = self
+                        .learn_waiters
+                        .get(&token)
+                        .map(|(_, start)| *start)
+                        .unwrap_or(0);
                     let answer = match plan {
                         Err(e) => LearnAnswer::Error(e),
                         Ok(LearnPlan::Cache {
@@ -828,9 +886,11 @@ impl Owner {
                             prepare_start,
                             committed: core.last_committed,
                         },
-                        Ok(LearnPlan::App) => self.checkpoint_answer(core),
+                        Ok(LearnPlan::App) => self.durable_answer(core, start),
+                        // only a learner's plan
+                        Ok(LearnPlan::Log { .. }) => LearnAnswer::Error("ERR_INVALID_STATE"),
                     };
-                    if let Some(w) = self.learn_waiters.remove(&token) {
+                    if let Some((w, _)) = self.learn_waiters.remove(&token) {
                         let _ = w.send(answer);
                     }
                 }
@@ -885,6 +945,61 @@ impl Owner {
                 Action::ResetForLearning => {}
             }
         }
+    }
+
+    /// Primary: a learner the cache cannot serve gets the log files holding every decree from
+    /// `start` (LT_LOG) when they exist, else a checkpoint (LT_APP).
+    fn durable_answer(&mut self, core: &Core, start: i64) -> LearnAnswer {
+        let durable = match self.r.app().map(|a| a.db.last_flushed_decree()) {
+            Some(Ok(d)) => d,
+            _ => return self.checkpoint_answer(core),
+        };
+        let (files, covers) = self.log.learn_files(start);
+        if !pacifica::learn_from_log(start, durable, covers, !files.is_empty()) {
+            return self.checkpoint_answer(core);
+        }
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+            .collect();
+        if names.len() != files.len() {
+            return self.checkpoint_answer(core);
+        }
+        // New writes go to a new file, so a learner that comes back does not copy the same
+        // growing file again (as upstream hints).
+        self.log.hint_switch_file();
+        log::info!(
+            "{}.{}: learner starts at {start} (durable {durable}): learns {} log file(s)",
+            core.app_id,
+            core.pidx,
+            names.len()
+        );
+        LearnAnswer::Log {
+            learnee: core.me,
+            dir: self.log.dir().to_string_lossy().to_string(),
+            files: names,
+            to_decree: core.last_committed,
+        }
+    }
+
+    /// Learner: copy the primary's log files and read their mutations (in log order).
+    async fn learn_log_files(
+        &mut self,
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+    ) -> Result<Vec<Mutation>, String> {
+        let learn_dir = self.r.dir.join("learn");
+        let _ = std::fs::remove_dir_all(&learn_dir);
+        std::fs::create_dir_all(&learn_dir).map_err(|e| e.to_string())?;
+        let paths: Vec<PathBuf> = files.iter().map(|f| learn_dir.join(f)).collect();
+        self.transport
+            .copy_checkpoint(learnee, dir, files, learn_dir.clone())
+            .await
+            .map_err(|e| e.to_string())??;
+        let replayed = MutationLog::replay_files(&paths).map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&learn_dir);
+        Ok(replayed?.mutations)
     }
 
     /// Primary: a checkpoint for a learner (LT_APP).

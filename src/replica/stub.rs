@@ -50,6 +50,9 @@ pub struct ReplicaOptions {
     pub nfs_copy_block_bytes: usize,
     pub nfs_max_copy_bytes_per_sec: u64,
     pub flush_interval: Duration,
+    pub log_file_size_bytes: u64,
+    pub log_reserve_max_bytes: u64,
+    pub log_reserve_max_secs: u64,
 }
 
 /// The network side shared by the replicas: peer connections and the meta leader.
@@ -499,6 +502,12 @@ fn learn_answer(resp: LearnResponse) -> LearnAnswer {
             files: state.files.unwrap_or_default(),
             decree: state.to_decree_included.unwrap_or(0),
         },
+        Some(LearnType::LT_LOG) => LearnAnswer::Log {
+            learnee: resp.learnee.map(|a| a.0).unwrap_or(0),
+            dir: resp.base_local_dir.unwrap_or_default(),
+            files: state.files.unwrap_or_default(),
+            to_decree: state.to_decree_included.unwrap_or(0),
+        },
         _ => LearnAnswer::Error("ERR_INVALID_DATA"),
     }
 }
@@ -563,6 +572,9 @@ impl ReplicaStub {
             server: self.server_name.clone(),
             pacifica: self.opts.pacifica.clone(),
             flush_interval_ms: self.opts.flush_interval.as_millis() as i64,
+            log_file_size_bytes: self.opts.log_file_size_bytes,
+            log_reserve_max_bytes: self.opts.log_reserve_max_bytes,
+            log_reserve_max_secs: self.opts.log_reserve_max_secs,
         }
     }
 
@@ -1221,6 +1233,26 @@ impl ReplicaStub {
                     meta: Some(Blob(Vec::new())),
                     files: Some(files),
                     learn_start_decree: None,
+                    file_sizes: None,
+                    file_checksums: None,
+                });
+            }
+            Ok(LearnAnswer::Log {
+                learnee,
+                dir,
+                files,
+                to_decree,
+            }) => {
+                resp.type_ = Some(LearnType::LT_LOG);
+                resp.last_committed_decree = Some(to_decree);
+                resp.learnee = Some(RpcAddress(learnee));
+                resp.base_local_dir = Some(dir);
+                resp.state = Some(LearnState {
+                    from_decree_excluded: Some(0),
+                    to_decree_included: Some(to_decree),
+                    meta: Some(Blob(Vec::new())),
+                    files: Some(files),
+                    learn_start_decree: Some(l.last_committed_decree_in_app.unwrap_or(0) + 1),
                     file_sizes: None,
                     file_checksums: None,
                 });

@@ -34,6 +34,8 @@ const APP_NAME: &str = "temp";
 const META_PORT: u16 = 34601;
 const REPLICA_PORT: u16 = 34801;
 const CLIENT_PORT: u16 = 40001;
+/// Decrees a flush keeps in the simulated log below the flushed one (the reserve window).
+const LOG_RESERVE_DECREES: i64 = 20;
 /// Wall-clock epoch of the simulated world (ms); clocks are this plus virtual time and skew.
 const EPOCH_MS: i64 = 1_700_000_000_000;
 const TICK_MS: i64 = 100;
@@ -120,7 +122,8 @@ struct Rep {
     next_token: Token,
     client_waiters: BTreeMap<Token, (NodeId, u64)>,
     prepare_waiters: BTreeMap<Token, (NodeId, u64)>,
-    learn_waiters: BTreeMap<Token, (NodeId, u64)>,
+    /// Learn requests being answered: (learner, call, the learner's first wanted decree).
+    learn_waiters: BTreeMap<Token, (NodeId, u64, i64)>,
     group_check_waiters: BTreeMap<Token, (NodeId, u64)>,
 }
 
@@ -215,6 +218,11 @@ enum Answer {
         prepare_start: i64,
     },
     App(AppData),
+    /// LT_LOG: the primary's logged mutations from the learner's start on.
+    Log {
+        mutations: Vec<Mutation>,
+        to_decree: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -1184,6 +1192,10 @@ impl World {
         for (pidx, r) in &s.reps {
             if let Some(d) = s.disks.get_mut(pidx) {
                 d.flushed = r.app.clone();
+                // Log gc (partition.rs `gc_log`), keeping a reserve of recent decrees as the
+                // plog's reserve window does, so learners meet both LT_LOG cases and LT_APP.
+                let keep_from = d.flushed.decree - LOG_RESERVE_DECREES;
+                d.log.retain(|m| m.decree > keep_from);
             }
         }
     }
@@ -1385,7 +1397,7 @@ impl World {
                     return;
                 };
                 let t = r.token();
-                r.learn_waiters.insert(t, (from, call));
+                r.learn_waiters.insert(t, (from, call, committed + 1));
                 let mut out = Vec::new();
                 r.core
                     .on_learn_request(learner, sig, committed, t, &mut out);
@@ -1674,6 +1686,27 @@ impl World {
                 }),
                 &mut out,
             ),
+            Answer::Log {
+                mutations,
+                to_decree,
+            } => {
+                let s = self.servers.get_mut(&id).expect("server");
+                if s.faults.copy > 0 {
+                    s.faults.copy -= 1;
+                    if let Some(r) = s.reps.get_mut(&pidx) {
+                        r.core.on_learn_failed();
+                    }
+                } else if let Some(r) = s.reps.get_mut(&pidx) {
+                    r.core.on_learn_reply(
+                        sig,
+                        Ok(LearnPlan::Log {
+                            mutations,
+                            to_decree,
+                        }),
+                        &mut out,
+                    );
+                }
+            }
             Answer::App(snapshot) => {
                 r.core.on_learn_reply(sig, Ok(LearnPlan::App), &mut out);
                 if out.iter().any(|a| matches!(a, Action::ResetForLearning)) {
@@ -1931,9 +1964,48 @@ impl World {
                             mutations,
                             prepare_start,
                         },
-                        Ok(LearnPlan::App) => Answer::App(r.app.clone()),
+                        Ok(LearnPlan::App) => {
+                            // As partition.rs `durable_answer`: log files when they hold the
+                            // learner's start, else a checkpoint.
+                            let start = r.learn_waiters.get(&token).map_or(0, |w| w.2);
+                            let min_logged = disk.log.iter().map(|m| m.decree).min();
+                            let covers = min_logged.is_some_and(|d| d <= start);
+                            if pacifica::learn_from_log(
+                                start,
+                                disk.flushed.decree,
+                                covers,
+                                min_logged.is_some(),
+                            ) {
+                                let line = format!(
+                                    "{} {pidx}: learner starts at {start}: LT_LOG",
+                                    name(id)
+                                );
+                                if let Some(l) = self.log.as_mut() {
+                                    l.push(format!("[{:>6} #{}] {line}", self.now, self.step));
+                                }
+                                Answer::Log {
+                                    mutations: disk
+                                        .log
+                                        .iter()
+                                        .filter(|m| m.decree >= start)
+                                        .cloned()
+                                        .collect(),
+                                    to_decree: r.core.last_committed,
+                                }
+                            } else {
+                                let line = format!(
+                                    "{} {pidx}: learner starts at {start}: LT_APP",
+                                    name(id)
+                                );
+                                if let Some(l) = self.log.as_mut() {
+                                    l.push(format!("[{:>6} #{}] {line}", self.now, self.step));
+                                }
+                                Answer::App(r.app.clone())
+                            }
+                        }
+                        Ok(LearnPlan::Log { .. }) => Answer::Error("ERR_INVALID_STATE"),
                     };
-                    if let Some((to, call)) = r.learn_waiters.remove(&token) {
+                    if let Some((to, call, _)) = r.learn_waiters.remove(&token) {
                         self.send(id, to, Msg::LearnReply { call, answer });
                     }
                 }
