@@ -160,7 +160,7 @@ write_instance_config() {
             -e "s|%{zk.server.list}|$ZK_SERVER_LIST|g" \
             -e "s|%{zk.timeout.ms}|$ZK_SESSION_TIMEOUT_MS|g" \
             "$CONFIG_TEMPLATE"
-        # Extra [replication] keys for tests (e.g. PEGASUS_EXTRA_REPLICATION="learn_cache_max_mutations = 100").
+        # Extra [replication] keys for tests (e.g. PEGASUS_EXTRA_REPLICATION="max_mutation_count_in_prepare_list = 100").
         if [ -n "${PEGASUS_EXTRA_REPLICATION:-}" ]; then
             printf '\n[replication]\n%s\n' "$PEGASUS_EXTRA_REPLICATION"
         fi

@@ -288,12 +288,23 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     let min_2pc = cfg
         .i64("replication", "mutation_2pc_min_replica_count", 2)
         .map_err(c)?;
+    let staleness_for_commit = cfg
+        .i64("replication", "staleness_for_commit", 20)
+        .map_err(c)?;
+    // Upstream keeps committed mutations for learners in the prepare list, of this capacity.
+    let prepare_list_max = cfg
+        .i64("replication", "max_mutation_count_in_prepare_list", 110)
+        .map_err(c)?;
+    if prepare_list_max < staleness_for_commit {
+        return Err(format!(
+            "replication.max_mutation_count_in_prepare_list({prepare_list_max}) should be >= \
+             replication.staleness_for_commit({staleness_for_commit})"
+        ));
+    }
     let pacifica = replica::pacifica::Options {
         // <= 0 means a majority of max_replica_count upstream; 2 covers the usual 3 replicas.
         mutation_2pc_min_replica_count: if min_2pc <= 0 { 2 } else { min_2pc as usize },
-        staleness_for_commit: cfg
-            .i64("replication", "staleness_for_commit", 20)
-            .map_err(c)?,
+        staleness_for_commit,
         prepare_timeout_ms: cfg
             .i64("replication", "prepare_timeout_ms_for_secondaries", 3000)
             .map_err(c)?,
@@ -304,9 +315,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
                 5000,
             )
             .map_err(c)?,
-        cache_max_mutations: cfg
-            .u64("replication", "learn_cache_max_mutations", 50_000)
-            .map_err(c)? as usize,
+        cache_max_mutations: prepare_list_max.max(1) as usize,
         group_check_interval_ms: if cfg
             .bool("replication", "group_check_disabled", false)
             .map_err(c)?

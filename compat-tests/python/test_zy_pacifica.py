@@ -57,7 +57,7 @@ class PCluster(pgharness.PrivateOnebox):
         with open(os.path.join(ROOT, "conf", "config.ini")) as f:
             text = f.read()
         text, n = re.subn(r"(?m)^\[replication\][ \t]*$",
-                          "[replication]\n  learn_cache_max_mutations = %d"
+                          "[replication]\n  max_mutation_count_in_prepare_list = %d"
                           % LEARN_CACHE_MAX_MUTATIONS, text, count=1)
         assert n == 1, "conf/config.ini has no [replication] section"
         # Small plog files, no reserve and a flush every second: the primaries collect the
