@@ -437,8 +437,10 @@ launch_zookeeper() {
     cp=$(zk_classpath)
     echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting zookeeper on port $ZK_PORT" >>"$ZK_DIR/zookeeper.log" ||
         return 1
-    # -XX:-UsePerfData: no hsperfdata files in the shared temp directory.
-    (cd "$ZK_DIR" && exec nohup java -Xmx256m -XX:-UsePerfData -Djava.io.tmpdir="$ZK_DIR" \
+    # A small, plain JVM: no hsperfdata files in the shared temp directory, no container
+    # probing, one GC thread set.
+    (cd "$ZK_DIR" && exec nohup java -Xmx256m -XX:-UsePerfData -XX:-UseContainerSupport \
+        -XX:+UseSerialGC -Djava.io.tmpdir="$ZK_DIR" \
         -cp "$cp" -Dzookeeper.log.dir="$ZK_DIR" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg" \
         >>"$ZK_DIR/zookeeper.log" 2>&1 </dev/null) &
