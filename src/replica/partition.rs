@@ -89,6 +89,23 @@ pub enum Input {
         learner_succeeded: bool,
         signature: i64,
     },
+    /// Learner: the log files of an LT_LOG answer were copied and replayed (or not).
+    LearnedLog {
+        signature: i64,
+        dir: PathBuf,
+        learnee: Node,
+        files: usize,
+        to_decree: i64,
+        result: Result<Vec<Mutation>, String>,
+    },
+    /// Learner: the checkpoint of an LT_APP answer was copied into `dir` (or not).
+    LearnedCheckpoint {
+        signature: i64,
+        learnee: Node,
+        decree: i64,
+        dir: PathBuf,
+        result: Result<(), String>,
+    },
     /// The meta no longer lists this server for the partition.
     NotMember,
     MetaDisconnected,
@@ -324,6 +341,8 @@ impl Replica {
             committed,
         )
         .map_err(|e| format!("mutation log: {e:?}"))?;
+        // Files of a learning copy cut short by a crash or restart.
+        let _ = std::fs::remove_dir_all(dir.join("learn"));
         log.set_file_size_limit(cfg.log_file_size_bytes);
         log.set_reserve(cfg.log_reserve_max_bytes, cfg.log_reserve_max_secs);
         if replay.torn_tail {
@@ -361,6 +380,9 @@ impl Replica {
             group_check_waiters: HashMap::new(),
             next_token: 1,
             last_flush_ms: now_ms(),
+            copying: Vec::new(),
+            copy_seq: 0,
+            copy_round: None,
         };
         let mut out = Vec::new();
         let replayed = replay.mutations.len();
@@ -436,6 +458,12 @@ struct Owner {
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
     last_flush_ms: i64,
+    /// The learner's copies not yet reported back: their directory and tasks.
+    copying: Vec<(PathBuf, Vec<tokio::task::AbortHandle>)>,
+    copy_seq: u64,
+    /// The learning round whose copy is under way: more answers for it (to repeated learn
+    /// requests) are dropped, so a long copy is not restarted.
+    copy_round: Option<i64>,
 }
 
 /// Longer than any prepare timeout of a primary (3 s for secondaries, 5 s for learners).
@@ -533,6 +561,15 @@ impl Owner {
                 self.learn_waiters.insert(t, (reply, committed + 1));
                 core.on_learn_request(learner, signature, committed, t, out);
             }
+            Input::LearnReply { signature, .. }
+                if self.copy_round == Some(signature) && !self.copying.is_empty() =>
+            {
+                log::debug!(
+                    "{}.{}: a learn answer while copying for the same round; dropped",
+                    core.app_id,
+                    core.pidx
+                );
+            }
             Input::LearnReply { signature, answer } => match answer {
                 LearnAnswer::Error(e) => core.on_learn_reply(signature, Err(e), out),
                 LearnAnswer::Cache {
@@ -552,37 +589,7 @@ impl Owner {
                     dir,
                     files,
                     to_decree,
-                } => {
-                    let count = files.len();
-                    match self.learn_log_files(learnee, dir, files).await {
-                        Ok(mutations) => {
-                            log::info!(
-                                "{}.{}: learned {count} log file(s) from {} ({} mutations, up to \
-                             decree {to_decree})",
-                                core.app_id,
-                                core.pidx,
-                                crate::idl::dsn::RpcAddress(learnee),
-                                mutations.len()
-                            );
-                            core.on_learn_reply(
-                                signature,
-                                Ok(LearnPlan::Log {
-                                    mutations,
-                                    to_decree,
-                                }),
-                                out,
-                            )
-                        }
-                        Err(e) => {
-                            log::warn!(
-                                "{}.{}: learning log files failed: {e}",
-                                core.app_id,
-                                core.pidx
-                            );
-                            core.on_learn_failed();
-                        }
-                    }
-                }
+                } => self.copy_log_files(core, signature, learnee, dir, files, to_decree),
                 LearnAnswer::App {
                     learnee,
                     dir,
@@ -592,31 +599,103 @@ impl Owner {
                     core.on_learn_reply(signature, Ok(LearnPlan::App), out);
                     if out.iter().any(|a| matches!(a, Action::ResetForLearning)) {
                         out.retain(|a| !matches!(a, Action::ResetForLearning));
-                        match self
-                            .learn_checkpoint(core, learnee, dir, files, decree)
-                            .await
-                        {
-                            Ok(()) => {
-                                log::info!(
-                                    "{}.{}: learned checkpoint at decree {decree} from {}",
-                                    core.app_id,
-                                    core.pidx,
-                                    crate::idl::dsn::RpcAddress(learnee)
-                                );
-                                core.on_checkpoint_installed(decree, out)
-                            }
-                            Err(e) => {
-                                log::warn!(
-                                    "{}.{}: learning a checkpoint failed: {e}",
-                                    core.app_id,
-                                    core.pidx
-                                );
-                                core.on_learn_failed();
-                            }
-                        }
+                        self.copy_checkpoint(core, signature, learnee, dir, files, decree);
                     }
                 }
             },
+            Input::LearnedLog {
+                signature,
+                dir,
+                learnee,
+                files,
+                to_decree,
+                result,
+            } => {
+                self.copy_done(&dir);
+                if self.copy_round == Some(signature) {
+                    self.copy_round = None;
+                }
+                if core.learning_signature() != Some(signature) {
+                    log::info!(
+                        "{}.{}: dropping log files learned for an ended round",
+                        core.app_id,
+                        core.pidx
+                    );
+                    return;
+                }
+                match result {
+                    Ok(mutations) => {
+                        log::info!(
+                            "{}.{}: learned {files} log file(s) from {} ({} mutations, up to \
+                             decree {to_decree})",
+                            core.app_id,
+                            core.pidx,
+                            crate::idl::dsn::RpcAddress(learnee),
+                            mutations.len()
+                        );
+                        core.on_learn_reply(
+                            signature,
+                            Ok(LearnPlan::Log {
+                                mutations,
+                                to_decree,
+                            }),
+                            out,
+                        )
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "{}.{}: learning log files failed: {e}",
+                            core.app_id,
+                            core.pidx
+                        );
+                        core.on_learn_failed();
+                    }
+                }
+            }
+            Input::LearnedCheckpoint {
+                signature,
+                learnee,
+                decree,
+                dir,
+                result,
+            } => {
+                if self.copy_round == Some(signature) {
+                    self.copy_round = None;
+                }
+                if core.learning_signature() != Some(signature) {
+                    self.copy_done(&dir);
+                    log::info!(
+                        "{}.{}: dropping a checkpoint learned for an ended round",
+                        core.app_id,
+                        core.pidx
+                    );
+                    return;
+                }
+                let installed = match result {
+                    Ok(()) => self.install_checkpoint(core, &dir, decree).await,
+                    Err(e) => Err(e),
+                };
+                self.copy_done(&dir);
+                match installed {
+                    Ok(()) => {
+                        log::info!(
+                            "{}.{}: learned checkpoint at decree {decree} from {}",
+                            core.app_id,
+                            core.pidx,
+                            crate::idl::dsn::RpcAddress(learnee)
+                        );
+                        core.on_checkpoint_installed(decree, out)
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "{}.{}: learning a checkpoint failed: {e}",
+                            core.app_id,
+                            core.pidx
+                        );
+                        core.on_learn_failed();
+                    }
+                }
+            }
             Input::LearnCompletion {
                 learner,
                 signature,
@@ -711,22 +790,140 @@ impl Owner {
         }
     }
 
-    /// Learner: copy the primary's checkpoint, swap it in as the database, and restart the log.
-    async fn learn_checkpoint(
+    /// Learner: a fresh directory for one copy, `learn/<n>`; copies still running for an
+    /// earlier round are aborted first (a directory of their own keeps any late write of
+    /// theirs out of the new copy).
+    fn new_copy_dir(&mut self) -> Result<PathBuf, String> {
+        // Copies still running are abandoned; finished ones have a report on its way, which
+        // removes their directory when it is handled.
+        self.copying.retain(|(dir, tasks)| {
+            if tasks.iter().all(|t| t.is_finished()) {
+                return true;
+            }
+            for t in tasks {
+                t.abort();
+            }
+            let _ = std::fs::remove_dir_all(dir);
+            false
+        });
+        self.copy_seq += 1;
+        let dir = self.r.dir.join("learn").join(self.copy_seq.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// A copy reported back: forget it and remove its directory.
+    fn copy_done(&mut self, dir: &Path) {
+        self.copying.retain(|(d, _)| d != dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Learner (LT_LOG): copies the primary's log files and replays them in the background;
+    /// the owner gets `Input::LearnedLog`, so it keeps answering group checks meanwhile.
+    fn copy_log_files(
         &mut self,
-        core: &Core,
+        core: &mut Core,
+        signature: i64,
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+        to_decree: i64,
+    ) {
+        let dst = match self.new_copy_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("{}.{}: cannot learn log files: {e}", core.app_id, core.pidx);
+                core.on_learn_failed();
+                return;
+            }
+        };
+        let count = files.len();
+        let paths: Vec<PathBuf> = files.iter().map(|f| dst.join(f)).collect();
+        let copy = self
+            .transport
+            .copy_checkpoint(learnee, dir, files, dst.clone());
+        self.copy_round = Some(signature);
+        let copy_task = copy.abort_handle();
+        let r = self.r.clone();
+        let task_dir = dst.clone();
+        let task = tokio::spawn(async move {
+            let copied = copy.await.unwrap_or_else(|e| Err(e.to_string()));
+            let result = match copied {
+                Ok(()) => tokio::task::spawn_blocking(move || {
+                    MutationLog::replay_files(&paths)
+                        .map(|r| r.mutations)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+                Err(e) => Err(e),
+            };
+            r.send(Input::LearnedLog {
+                signature,
+                dir: task_dir,
+                learnee,
+                files: count,
+                to_decree,
+                result,
+            });
+        });
+        self.copying
+            .push((dst, vec![copy_task, task.abort_handle()]));
+    }
+
+    /// Learner (LT_APP): copies the primary's checkpoint in the background; the owner gets
+    /// `Input::LearnedCheckpoint` and then swaps it in.
+    fn copy_checkpoint(
+        &mut self,
+        core: &mut Core,
+        signature: i64,
         learnee: Node,
         dir: String,
         files: Vec<String>,
         decree: i64,
+    ) {
+        let dst = match self.new_copy_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!(
+                    "{}.{}: cannot learn a checkpoint: {e}",
+                    core.app_id,
+                    core.pidx
+                );
+                core.on_learn_failed();
+                return;
+            }
+        };
+        let copy = self
+            .transport
+            .copy_checkpoint(learnee, dir, files, dst.clone());
+        self.copy_round = Some(signature);
+        let copy_task = copy.abort_handle();
+        let r = self.r.clone();
+        let task_dir = dst.clone();
+        let task = tokio::spawn(async move {
+            let result = copy.await.unwrap_or_else(|e| Err(e.to_string()));
+            r.send(Input::LearnedCheckpoint {
+                signature,
+                learnee,
+                decree,
+                dir: task_dir,
+                result,
+            });
+        });
+        self.copying
+            .push((dst, vec![copy_task, task.abort_handle()]));
+    }
+
+    /// Learner: swap the copied checkpoint in `learn_dir` in as the database and restart the
+    /// log after it.
+    async fn install_checkpoint(
+        &mut self,
+        core: &Core,
+        learn_dir: &Path,
+        decree: i64,
     ) -> Result<(), String> {
-        let learn_dir = self.r.dir.join("learn");
-        let _ = std::fs::remove_dir_all(&learn_dir);
-        std::fs::create_dir_all(&learn_dir).map_err(|e| e.to_string())?;
-        self.transport
-            .copy_checkpoint(learnee, dir, files, learn_dir.clone())
-            .await
-            .map_err(|e| e.to_string())??;
         let info = self.r.app_info();
         // Close the database: take it out and wait until short-lived readers let go.
         let old = self
@@ -753,7 +950,7 @@ impl Owner {
             }
         }
         let installed =
-            crate::storage::engine::install_checkpoint(&self.r.dir.join("data"), &learn_dir)
+            crate::storage::engine::install_checkpoint(&self.r.dir.join("data"), learn_dir)
                 .map_err(|e| e.to_string());
         // Reopen whatever is in data/rdb now: the learned checkpoint, or the old data.
         let app = open_app(&self.r.dir, &info, core.pidx, &self.cfg.server)?;
@@ -980,26 +1177,6 @@ impl Owner {
             files: names,
             to_decree: core.last_committed,
         }
-    }
-
-    /// Learner: copy the primary's log files and read their mutations (in log order).
-    async fn learn_log_files(
-        &mut self,
-        learnee: Node,
-        dir: String,
-        files: Vec<String>,
-    ) -> Result<Vec<Mutation>, String> {
-        let learn_dir = self.r.dir.join("learn");
-        let _ = std::fs::remove_dir_all(&learn_dir);
-        std::fs::create_dir_all(&learn_dir).map_err(|e| e.to_string())?;
-        let paths: Vec<PathBuf> = files.iter().map(|f| learn_dir.join(f)).collect();
-        self.transport
-            .copy_checkpoint(learnee, dir, files, learn_dir.clone())
-            .await
-            .map_err(|e| e.to_string())??;
-        let replayed = MutationLog::replay_files(&paths).map_err(|e| e.to_string());
-        let _ = std::fs::remove_dir_all(&learn_dir);
-        Ok(replayed?.mutations)
     }
 
     /// Primary: a checkpoint for a learner (LT_APP).
