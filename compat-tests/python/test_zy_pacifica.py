@@ -25,8 +25,29 @@ TABLE = "temp"
 PARTITIONS = 8
 REPLICAS = 3
 LEARN_CACHE_MAX_MUTATIONS = 100
-LOG_SETTINGS = {"log_private_file_size_mb": 1, "log_private_reserve_max_size_mb": 0,
-                "checkpoint_interval_seconds": 1}
+# The module's config: a small learning cache; small plog files, no reserve and a flush every
+# second, so the primaries collect the plog files a lagging replica would need and it must copy
+# a checkpoint; copies slowed to 1 MiB/s while group checks run every second, so a learner
+# must keep answering them during a copy of several seconds.
+SETTINGS = {
+    ("replication", "max_mutation_count_in_prepare_list"): LEARN_CACHE_MAX_MUTATIONS,
+    ("replication", "log_private_file_size_mb"): 1,
+    ("replication", "log_private_reserve_max_size_mb"): 0,
+    ("replication", "checkpoint_interval_seconds"): 1,
+    ("replication", "group_check_interval_ms"): 1000,
+    ("nfs", "max_copy_rate_megabytes_per_disk"): 1,
+}
+LOG_SETTINGS = [k for (_, k) in SETTINGS]
+
+
+def set_config(text, section, key, value):
+    """config.ini text with [section] key = value (replaced, or added to the section)."""
+    text, n = re.subn(r"(?m)^([ \t]*%s[ \t]*=).*$" % key, r"\g<1> %s" % value, text)
+    if n:
+        return text
+    text, n = re.subn(r"(?m)^\[%s\][ \t]*$" % section, "[%s]\n  %s = %s" % (section, key, value),
+                      text, count=1)
+    return text if n else text + "\n[%s]\n  %s = %s\n" % (section, key, value)
 N_WRITERS = 8
 HASHES_PER_WRITER = 32          # each writer spreads its keys over every partition
 WRITER_TIMEOUT_MS = 3000
@@ -42,6 +63,8 @@ server_bin = pgharness.server_bin
 
 
 def pidx_of(hk):
+    # the client fills its CRC table when a client is made; this may run before any is
+    PegasusHash.populate_table()
     return PegasusHash.default_hash(hk.encode()) % PARTITIONS
 
 
@@ -56,15 +79,8 @@ class PCluster(pgharness.PrivateOnebox):
         # start_onebox), so a template with a small learning cache keeps it across restarts.
         with open(os.path.join(ROOT, "conf", "config.ini")) as f:
             text = f.read()
-        text, n = re.subn(r"(?m)^\[replication\][ \t]*$",
-                          "[replication]\n  max_mutation_count_in_prepare_list = %d"
-                          % LEARN_CACHE_MAX_MUTATIONS, text, count=1)
-        assert n == 1, "conf/config.ini has no [replication] section"
-        # Small plog files, no reserve and a flush every second: the primaries collect the
-        # plog files a lagging replica would need, so it must copy a checkpoint.
-        for key, value in LOG_SETTINGS.items():
-            text, n = re.subn(r"(?m)^([ \t]*%s[ \t]*=).*$" % key, r"\g<1> %s" % value, text)
-            assert n == 1, "conf/config.ini has no %s" % key
+        for (section, key), value in SETTINGS.items():
+            text = set_config(text, section, key, value)
         with open(self.template, "w") as f:
             f.write(text)
 
@@ -472,11 +488,13 @@ def lagging_keys(prefix):
         hk = "%s-%d" % (prefix, i)
         hks.setdefault(pidx_of(hk), []).append(hk)
         i += 1
+        assert i < 100000, "no hash keys for some partition: %r" % {p: len(v) for p, v in hks.items()}
     return hks
 
 
-def write_per_partition(pc, state, prefix, per_partition, value_size):
-    """per_partition acknowledged writes of about value_size bytes to every partition."""
+def write_per_partition(pc, state, prefix, per_partition, value_size, random_fill=False):
+    """per_partition acknowledged writes of about value_size bytes to every partition (filled
+    with random hex digits, which compress poorly, when random_fill)."""
     hks = lagging_keys(prefix)
     c = pgharness.open_client(pc.metas, TABLE, deadline_s=180)
     writes = 0
@@ -487,7 +505,11 @@ def write_per_partition(pc, state, prefix, per_partition, value_size):
             for s in range(per_partition):
                 hk = group[s % len(group)]
                 sk = "k%05d" % s
-                v = ("%s/%d/%d/" % (prefix, p, s)).ljust(value_size, "x")
+                v = "%s/%d/%d/" % (prefix, p, s)
+                if random_fill:
+                    v += os.urandom(value_size // 2 + 1).hex()[:max(0, value_size - len(v))]
+                else:
+                    v = v.ljust(value_size, "x")
                 state["attempted"][(hk, sk)] = v
                 while True:
                     try:
@@ -505,7 +527,7 @@ def write_per_partition(pc, state, prefix, per_partition, value_size):
     return writes
 
 
-def lag_replica3(pc, state, name, per_partition, value_size):
+def lag_replica3(pc, state, name, per_partition, value_size, random_fill=False):
     """Stops replica3, writes per_partition values of value_size bytes to every partition,
     restarts it, waits for full health and checks every acknowledged write. Returns what
     replica3 logged since it was stopped."""
@@ -515,7 +537,7 @@ def lag_replica3(pc, state, name, per_partition, value_size):
     log3 = pc.log_path(3)
     log_size_before = os.path.getsize(log3)
     writes = write_per_partition(pc, state, "%s-%d" % (name, int(time.time())), per_partition,
-                                 value_size)
+                                 value_size, random_fill)
     report("%s: replica3 down: %d writes (%d per partition of %d bytes, learn cache %d) in %.1fs"
            % (name, writes, per_partition, value_size, LEARN_CACHE_MAX_MUTATIONS,
               time.time() - t_stop))
@@ -534,10 +556,15 @@ def lag_replica3(pc, state, name, per_partition, value_size):
 
 
 def test_lagging_replica_learns_checkpoint(pc, state):
-    # Over 2 MiB per partition while replica3 is down: the primaries' plog moves past it (1 MiB
-    # files) and the files it misses are collected, so learning must copy a checkpoint.
-    new_log = lag_replica3(pc, state, "lag-app", 3 * LEARN_CACHE_MAX_MUTATIONS, 8192)
+    # About 7 MiB of poorly compressible values per partition while replica3 is down: the
+    # primaries' plog moves past it (1 MiB files) and the files it misses are collected, so
+    # learning must copy a checkpoint, at 1 MiB/s: several seconds, with group checks every
+    # second that the learner must answer meanwhile, so each partition is learned once.
+    new_log = lag_replica3(pc, state, "lag-app", 3 * LEARN_CACHE_MAX_MUTATIONS, 24576,
+                           random_fill=True)
     learned = [l for l in new_log.splitlines() if "learned checkpoint" in l]
+    restarted = [l for l in new_log.splitlines()
+                 if "learning a checkpoint failed" in l or "for an ended round" in l]
     ckpts = sorted(set(os.path.basename(d) for n in (1, 2) for d in glob.glob(
         os.path.join(pc.replica_dir(n), "data", "**", "checkpoint.*"), recursive=True)
         if os.path.isdir(d) and re.match(r"checkpoint\.\d+$", os.path.basename(d))))
@@ -546,9 +573,15 @@ def test_lagging_replica_learns_checkpoint(pc, state):
               ", ".join(ckpts[:16]) or "none"))
     ignored = [l for l in new_log.splitlines() if "config keys not used" in l]
     assert not any(k in l for l in ignored for k in LOG_SETTINGS), ignored
+    report("lag-app: checkpoint copies cut short or failed: %d" % len(restarted))
     assert learned, "replica3 log has no 'learned checkpoint' line since its restart (%s)" \
         % pc.log_path(3)
     assert ckpts, "no checkpoint.<decree> dir under replica1/replica2 data dirs"
+    parts = sorted(set(re.search(r"\b(\d+\.\d+): learned checkpoint", l).group(1) for l in learned))
+    assert len(parts) == PARTITIONS, "checkpoints learned for %s only" % parts
+    assert len(learned) == PARTITIONS and not restarted, \
+        "a partition copied its checkpoint more than once, or a copy failed:\n%s" \
+        % "\n".join(learned + restarted)
 
 
 def test_lagging_replica_learns_log_files(pc, state):

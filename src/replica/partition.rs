@@ -466,6 +466,10 @@ struct Owner {
     copy_round: Option<i64>,
 }
 
+/// How long a checkpoint made for a learner is kept (upstream's default
+/// `checkpoint_reserve_time_seconds`), so a slow copy of it is not cut short.
+const CHECKPOINT_RESERVE: std::time::Duration = std::time::Duration::from_secs(1800);
+
 /// Longer than any prepare timeout of a primary (3 s for secondaries, 5 s for learners).
 const PREPARE_WAITER_TTL_MS: i64 = 15_000;
 
@@ -1057,6 +1061,13 @@ impl Owner {
                     signature,
                     core.last_committed,
                 ),
+                Action::SendLearn { signature, .. }
+                    if self.copy_round == Some(signature) && !self.copying.is_empty() =>
+                {
+                    // Asked again (a repeated add-learner) while copying what the last answer
+                    // named: the copy goes on; a new request would only make the primary
+                    // prepare the same state again.
+                }
                 Action::SendLearn {
                     to,
                     signature,
@@ -1187,7 +1198,7 @@ impl Owner {
         let data_dir = self.r.dir.join("data");
         match app.db.checkpoint(&data_dir) {
             Ok((decree, dir)) => {
-                let _ = PegasusDb::gc_checkpoints(&data_dir, 2);
+                let _ = PegasusDb::gc_checkpoints(&data_dir, 2, CHECKPOINT_RESERVE);
                 match PegasusDb::list_files_recursive(&dir) {
                     Ok(files) => LearnAnswer::App {
                         learnee: core.me,

@@ -452,12 +452,12 @@ impl PegasusDb {
             }
         };
         let dir = data_dir.join(format!("checkpoint.{decree}"));
-        let renamed = (|| {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)?;
-            }
-            std::fs::rename(&tmp, &dir)
-        })();
+        if dir.is_dir() {
+            // Same decree, same data: keep the one a learner may be copying right now.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Ok((decree, dir));
+        }
+        let renamed = std::fs::rename(&tmp, &dir);
         if let Err(e) = renamed {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(io_error(format!("rename to {}", dir.display()), e));
@@ -474,12 +474,29 @@ impl PegasusDb {
     }
 
     /// Keeps the newest `keep` checkpoints of `data_dir` (upstream `checkpoint_reserve_min_count`
-    /// is 2) and deletes the older ones. Leaves other entries alone.
-    pub fn gc_checkpoints(data_dir: &Path, keep: usize) -> std::io::Result<()> {
+    /// is 2) and any made less than `reserve` ago (upstream `checkpoint_reserve_time_seconds`,
+    /// so a learner's copy of one is not cut short), and deletes the others. Leaves other
+    /// entries alone.
+    pub fn gc_checkpoints(
+        data_dir: &Path,
+        keep: usize,
+        reserve: std::time::Duration,
+    ) -> std::io::Result<()> {
         let all = scan_checkpoints(data_dir, false);
         let drop = all.len().saturating_sub(keep);
+        let now = std::time::SystemTime::now();
         for (_, path) in &all[..drop] {
-            std::fs::remove_dir_all(path)?;
+            let young = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map(|t| {
+                    now.duration_since(t)
+                        .map(|age| age < reserve)
+                        .unwrap_or(true)
+                })
+                .unwrap_or(false);
+            if !young {
+                std::fs::remove_dir_all(path)?;
+            }
         }
         Ok(())
     }
@@ -792,13 +809,16 @@ mod tests {
         assert!(!data.join("checkpoint.007").exists());
         assert!(data.join("rdb").exists());
 
-        PegasusDb::gc_checkpoints(data, 2).unwrap();
+        // all three were just made: a reserve time keeps them
+        PegasusDb::gc_checkpoints(data, 1, std::time::Duration::from_secs(600)).unwrap();
+        assert_eq!(PegasusDb::list_checkpoints(data).len(), 3);
+        PegasusDb::gc_checkpoints(data, 2, std::time::Duration::ZERO).unwrap();
         let decrees: Vec<i64> = PegasusDb::list_checkpoints(data)
             .iter()
             .map(|(d, _)| *d)
             .collect();
         assert_eq!(decrees, vec![7, 12]);
-        PegasusDb::gc_checkpoints(data, 5).unwrap();
+        PegasusDb::gc_checkpoints(data, 5, std::time::Duration::ZERO).unwrap();
         assert_eq!(PegasusDb::list_checkpoints(data).len(), 2);
         assert!(PegasusDb::list_checkpoints(&data.join("absent")).is_empty());
     }
