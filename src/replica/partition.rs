@@ -443,6 +443,9 @@ impl Replica {
     }
 }
 
+/// Where a client write's outcome goes.
+type ClientReply = oneshot::Sender<Result<WriteResponse, &'static str>>;
+
 /// The owner task's state besides the machine.
 struct Owner {
     r: Arc<Replica>,
@@ -450,7 +453,8 @@ struct Owner {
     init: InitInfo,
     cfg: ReplicaConfig,
     transport: Arc<dyn Transport>,
-    client_waiters: HashMap<u64, oneshot::Sender<Result<WriteResponse, &'static str>>>,
+    /// Client writes waiting for their commit, with when they arrived (ms).
+    client_waiters: HashMap<u64, (ClientReply, i64)>,
     /// Prepares to answer, with when they arrived (ms).
     prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
     /// Learn requests being answered: the waiter and the learner's first wanted decree.
@@ -469,6 +473,9 @@ struct Owner {
 /// How long a checkpoint made for a learner is kept (upstream's default
 /// `checkpoint_reserve_time_seconds`), so a slow copy of it is not cut short.
 const CHECKPOINT_RESERVE: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Far longer than any client's write timeout.
+const CLIENT_WAITER_TTL_MS: i64 = 60_000;
 
 /// Longer than any prepare timeout of a primary (3 s for secondaries, 5 s for learners).
 const PREPARE_WAITER_TTL_MS: i64 = 15_000;
@@ -513,7 +520,7 @@ impl Owner {
         match input {
             Input::ClientWrite { update, reply } => {
                 let t = self.token();
-                self.client_waiters.insert(t, reply);
+                self.client_waiters.insert(t, (reply, now_ms()));
                 core.on_client_write(t, update, value_schema::now_us() as i64, out);
             }
             Input::Prepare {
@@ -737,6 +744,20 @@ impl Owner {
                 // surely given up, so neither the waiter nor the RPC task leaks.
                 self.prepare_waiters
                     .retain(|_, (_, since)| now - *since < PREPARE_WAITER_TTL_MS);
+                // Likewise a client write this replica will never answer (it lost the primary
+                // role before the commit): the client gave up long ago; its outcome is unknown,
+                // as after any timeout.
+                let expired: Vec<u64> = self
+                    .client_waiters
+                    .iter()
+                    .filter(|(_, (_, since))| now - *since >= CLIENT_WAITER_TTL_MS)
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in expired {
+                    if let Some((w, _)) = self.client_waiters.remove(&t) {
+                        let _ = w.send(Err("ERR_TIMEOUT"));
+                    }
+                }
                 if now - self.last_flush_ms >= self.cfg.flush_interval_ms {
                     self.last_flush_ms = now;
                     self.flush_if_behind(core);
@@ -1008,13 +1029,13 @@ impl Owner {
                 Action::Apply { mutation, token } => {
                     let resp = self.apply(&mutation);
                     if let Some(t) = token {
-                        if let Some(w) = self.client_waiters.remove(&t) {
+                        if let Some((w, _)) = self.client_waiters.remove(&t) {
                             let _ = w.send(resp.ok_or("ERR_INVALID_DATA"));
                         }
                     }
                 }
                 Action::RejectClient { token, error } => {
-                    if let Some(w) = self.client_waiters.remove(&token) {
+                    if let Some((w, _)) = self.client_waiters.remove(&token) {
                         let _ = w.send(Err(error));
                     }
                 }
