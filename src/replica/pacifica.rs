@@ -1132,22 +1132,8 @@ impl Core {
                 mutations,
                 prepare_start,
             }) => {
-                for mut m in mutations {
-                    if m.decree <= self.last_committed {
-                        continue;
-                    }
-                    if m.decree != self.last_committed + 1 {
-                        // A hole: learn again from what we have.
-                        break;
-                    }
-                    m.last_committed_decree = m.decree;
-                    out.push(Action::AppendLog(m.clone()));
-                    self.last_committed = m.decree;
-                    out.push(Action::Apply {
-                        mutation: m,
-                        token: None,
-                    });
-                }
+                // A hole ends the batch: the next round learns on from what we have.
+                self.apply_learned(mutations, i64::MAX, out);
                 if self.last_committed >= prepare_start - 1 {
                     self.learning = Some((sig, LearnStage::Succeeded));
                     out.push(Action::SendLearnCompletion {
@@ -1168,24 +1154,7 @@ impl Core {
                 to_decree,
             }) => {
                 let before = self.last_committed;
-                for mut m in latest_per_decree(mutations) {
-                    if m.decree > to_decree {
-                        break;
-                    }
-                    if m.decree <= self.last_committed {
-                        continue;
-                    }
-                    if m.decree != self.last_committed + 1 {
-                        break;
-                    }
-                    m.last_committed_decree = m.decree;
-                    out.push(Action::AppendLog(m.clone()));
-                    self.last_committed = m.decree;
-                    out.push(Action::Apply {
-                        mutation: m,
-                        token: None,
-                    });
-                }
+                self.apply_learned(latest_per_decree(mutations), to_decree, out);
                 if self.last_committed == before && before < to_decree {
                     // The files brought nothing usable: give this round up; the primary
                     // starts a new one (and may choose a checkpoint).
@@ -1203,6 +1172,29 @@ impl Core {
                 self.status = Status::Inactive { transient: false };
                 self.learning = None;
             }
+        }
+    }
+
+    /// Learner: logs and applies, as committed, the learned mutations (ascending) that extend
+    /// the committed prefix, up to `upto`; stops at the first hole.
+    fn apply_learned(&mut self, mutations: Vec<Mutation>, upto: i64, out: &mut Vec<Action>) {
+        for mut m in mutations {
+            if m.decree > upto {
+                break;
+            }
+            if m.decree <= self.last_committed {
+                continue;
+            }
+            if m.decree != self.last_committed + 1 {
+                break;
+            }
+            m.last_committed_decree = m.decree;
+            out.push(Action::AppendLog(m.clone()));
+            self.last_committed = m.decree;
+            out.push(Action::Apply {
+                mutation: m,
+                token: None,
+            });
         }
     }
 

@@ -445,41 +445,7 @@ fn a_learner_catches_up_from_the_cache_and_becomes_secondary() {
 
 #[test]
 fn a_learner_too_far_behind_the_cache_is_told_to_copy_a_checkpoint() {
-    let mut n = Net::new(&[P, L]);
-    n.nodes.insert(
-        P,
-        Core::new(
-            1,
-            0,
-            P,
-            0,
-            0,
-            Options {
-                mutation_2pc_min_replica_count: 1,
-                cache_max_mutations: 2,
-                ..Options::default()
-            },
-        )
-        .created_empty(),
-    );
-    n.configure(Membership {
-        ballot: 1,
-        primary: P,
-        secondaries: vec![],
-        max_replica_count: 2,
-    });
-    for i in 1..=5 {
-        n.write(P, i, i as u8);
-    }
-    let mut out = Vec::new();
-    let cfg = n.nodes[&P].membership.clone();
-    n.core(P)
-        .on_meta_proposal(ConfigKind::AddSecondary, L, cfg, &mut out);
-    n.perform(P, out);
-    // Deliver the add-learner and the learn request only.
-    n.run();
-    assert!(!n.applied.contains_key(&L));
-    assert_eq!(n.nodes[&L].status, Status::PotentialSecondary);
+    let mut n = learner_behind_the_cache();
     // The runtime would now copy a checkpoint at decree 5; then learning resumes.
     let mut out = Vec::new();
     n.core(L).on_checkpoint_installed(5, &mut out);

@@ -844,6 +844,31 @@ impl Owner {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Learner: starts copying `files` of `dir` on `learnee` into a fresh directory for the
+    /// round `signature`; None (the round failed) when there is no directory for it.
+    fn begin_copy(
+        &mut self,
+        core: &mut Core,
+        signature: i64,
+        learnee: Node,
+        dir: String,
+        files: Vec<String>,
+    ) -> Option<(PathBuf, tokio::task::JoinHandle<Result<(), String>>)> {
+        let dst = match self.new_copy_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("{}.{}: cannot learn: {e}", core.app_id, core.pidx);
+                core.on_learn_failed();
+                return None;
+            }
+        };
+        let copy = self
+            .transport
+            .copy_checkpoint(learnee, dir, files, dst.clone());
+        self.copy_round = Some(signature);
+        Some((dst, copy))
+    }
+
     /// Learner (LT_LOG): copies the primary's log files and replays them in the background;
     /// the owner gets `Input::LearnedLog`, so it keeps answering group checks meanwhile.
     fn copy_log_files(
@@ -855,20 +880,12 @@ impl Owner {
         files: Vec<String>,
         to_decree: i64,
     ) {
-        let dst = match self.new_copy_dir() {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("{}.{}: cannot learn log files: {e}", core.app_id, core.pidx);
-                core.on_learn_failed();
-                return;
-            }
-        };
         let count = files.len();
-        let paths: Vec<PathBuf> = files.iter().map(|f| dst.join(f)).collect();
-        let copy = self
-            .transport
-            .copy_checkpoint(learnee, dir, files, dst.clone());
-        self.copy_round = Some(signature);
+        let names = files.clone();
+        let Some((dst, copy)) = self.begin_copy(core, signature, learnee, dir, files) else {
+            return;
+        };
+        let paths: Vec<PathBuf> = names.iter().map(|f| dst.join(f)).collect();
         let copy_task = copy.abort_handle();
         let r = self.r.clone();
         let task_dir = dst.clone();
@@ -908,22 +925,9 @@ impl Owner {
         files: Vec<String>,
         decree: i64,
     ) {
-        let dst = match self.new_copy_dir() {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!(
-                    "{}.{}: cannot learn a checkpoint: {e}",
-                    core.app_id,
-                    core.pidx
-                );
-                core.on_learn_failed();
-                return;
-            }
+        let Some((dst, copy)) = self.begin_copy(core, signature, learnee, dir, files) else {
+            return;
         };
-        let copy = self
-            .transport
-            .copy_checkpoint(learnee, dir, files, dst.clone());
-        self.copy_round = Some(signature);
         let copy_task = copy.abort_handle();
         let r = self.r.clone();
         let task_dir = dst.clone();
