@@ -234,7 +234,8 @@ def open_client(metas, table, deadline_s=120.0, timeout_ms=5000):
 
 
 class Cluster(object):
-    """Either an external cluster (PEGASUS_META) or a onebox started through ../../run.sh."""
+    """Either an external cluster (PEGASUS_META) or a onebox of the session's own (a
+    PrivateOnebox on ports 26600/26800)."""
 
     META_PORT_BASE = 26600
     REPLICA_PORT_BASE = 26800
@@ -243,64 +244,40 @@ class Cluster(object):
         self.table = os.environ.get("PEGASUS_TABLE", "temp")
         meta = os.environ.get("PEGASUS_META", "").strip()
         self.managed = not meta
+        self.box = None
         self.onebox_dir = None
-        # PEGASUS_RUN_SH overrides the launcher path (for trying the suite with another launcher)
-        self.run_sh = os.environ.get("PEGASUS_RUN_SH") or \
-            os.path.normpath(os.path.join(HERE, "..", "..", "run.sh"))
+        self.run_sh = run_sh_path()
         if self.managed:
             self.metas = ["127.0.0.1:%d" % (self.META_PORT_BASE + 1)]
         else:
             self.metas = [m.strip() for m in meta.split(",") if m.strip()]
 
-    def _env(self):
-        env = dict(os.environ)
-        env.update({
-            "ONEBOX_DIR": self.onebox_dir,
-            "META_PORT_BASE": str(self.META_PORT_BASE),
-            "REPLICA_PORT_BASE": str(self.REPLICA_PORT_BASE),
-        })
-        return env
-
-    def _run(self, action, timeout):
-        log_path = os.path.join(LOG_DIR, "run_sh.log")
-        with open(log_path, "ab") as log:
-            log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
-                       % (time.strftime("%H:%M:%S"), action, self.onebox_dir)).encode())
-            log.flush()
-            p = subprocess.run(["bash", self.run_sh, action], env=self._env(), stdout=log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               timeout=timeout, cwd=os.path.dirname(self.run_sh))
-        if p.returncode != 0:
-            with open(log_path, "rb") as f:
-                tail = f.read()[-4000:].decode("utf-8", "replace")
-            raise RuntimeError("run.sh %s exited %d; log %s:\n%s"
-                               % (action, p.returncode, log_path, tail))
-
     def start(self):
         if not self.managed:
             return
-        if self.onebox_dir is None:
-            self.onebox_dir = tempfile.mkdtemp(prefix="pegasus-pycompat-")
-        self._run("start_onebox", float(os.environ.get("PEGASUS_START_TIMEOUT", "1200")))
+        if self.box is None:
+            self.box = SessionOnebox(self.META_PORT_BASE, self.REPLICA_PORT_BASE)
+            self.onebox_dir = self.box.onebox_dir
+        self.box.run("start_onebox", timeout=float(os.environ.get("PEGASUS_START_TIMEOUT", "1200")))
 
     def stop(self):
-        if not self.managed or self.onebox_dir is None:
-            return
-        self._run("stop_onebox", 300)
+        if self.box is not None:
+            self.box.run("stop_onebox", timeout=300)
 
     def destroy(self):
-        if not self.managed or self.onebox_dir is None:
-            return
-        try:
-            self.stop()
-        finally:
-            if os.environ.get("PEGASUS_KEEP_ONEBOX") != "1":
-                shutil.rmtree(self.onebox_dir, ignore_errors=True)
+        if self.box is not None:
+            self.box.destroy()
 
     def open_client(self, deadline_s=None):
         if deadline_s is None:
             deadline_s = float(os.environ.get("PEGASUS_READY_TIMEOUT", "180"))
         return open_client(self.metas, self.table, deadline_s)
+
+
+def run_sh_path():
+    """The launcher: $PEGASUS_RUN_SH (to try the suites with another one) or ../../run.sh."""
+    return os.environ.get("PEGASUS_RUN_SH") or \
+        os.path.normpath(os.path.join(HERE, "..", "..", "run.sh"))
 
 
 def log(msg):
@@ -338,7 +315,8 @@ class PrivateOnebox(object):
     def __init__(self, prefix, log_name, report=print):
         self.base = tempfile.mkdtemp(prefix=prefix)
         self.onebox_dir = os.path.join(self.base, "onebox")
-        self.root = os.path.normpath(os.path.join(HERE, "..", ".."))
+        self.run_sh = run_sh_path()
+        self.root = os.path.dirname(self.run_sh)
         self.run_log = os.path.join(LOG_DIR, log_name)
         self.bin = server_bin()
         self.report = report
@@ -359,7 +337,7 @@ class PrivateOnebox(object):
             log.write(("\n==== %s run.sh %s (ONEBOX_DIR=%s)\n"
                        % (time.strftime("%H:%M:%S"), " ".join(args), self.onebox_dir)).encode())
             log.flush()
-            p = subprocess.run(["bash", os.path.join(self.root, "run.sh")] + list(args),
+            p = subprocess.run(["bash", self.run_sh] + list(args),
                                env=self.env(), stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, timeout=timeout, cwd=self.root)
         if check and p.returncode != 0:
@@ -380,3 +358,15 @@ class PrivateOnebox(object):
                 shutil.rmtree(self.base, ignore_errors=True)
             else:
                 self.report("kept onebox at %s" % self.onebox_dir)
+
+
+class SessionOnebox(PrivateOnebox):
+    """The onebox the data-operation tests share (see Cluster)."""
+
+    def __init__(self, meta_port_base, replica_port_base):
+        super().__init__("pegasus-pycompat-", "run_sh.log", log)
+        self.ports = {"META_PORT_BASE": str(meta_port_base),
+                      "REPLICA_PORT_BASE": str(replica_port_base)}
+
+    def extra_env(self):
+        return dict(self.ports)
