@@ -218,18 +218,21 @@ impl LocalStore {
                     i32::from_le_bytes([all[pos], all[pos + 1], all[pos + 2], all[pos + 3]]);
                 let mut sz = [0u8; 8];
                 sz.copy_from_slice(&all[pos + 4..pos + 12]);
-                let size = u64::from_le_bytes(sz) as usize;
-                if magic != LOG_MAGIC || pos + 12 + size > all.len() || size < 4 {
-                    break;
-                }
-                let body = &all[pos + 12..pos + 12 + size];
+                let end = usize::try_from(u64::from_le_bytes(sz))
+                    .ok()
+                    .and_then(|size| (pos + 12).checked_add(size));
+                let end = match end {
+                    Some(end) if magic == LOG_MAGIC && end <= all.len() && end >= pos + 16 => end,
+                    _ => break,
+                };
+                let body = &all[pos + 12..end];
                 if Self::replay(&mut tree, body).is_none() {
                     log::warn!(
                         "meta state log: undecodable record at offset {pos}; stopping replay"
                     );
                     break;
                 }
-                pos += 12 + size;
+                pos = end;
                 valid_len = pos as u64;
             }
         }
@@ -449,6 +452,20 @@ mod tests {
         assert_eq!(s.get_children("/pegasus/onebox/apps").unwrap(), vec!["1"]);
         assert!(s.get_data("/pegasus/onebox/apps/2").is_err());
         s.create_node("/pegasus/onebox/apps/3", b"z").unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_data("/pegasus/onebox/apps/3").unwrap(), b"z");
+        drop(s);
+        // A header whose size runs past the end of memory is treated as a torn tail too.
+        {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(dir.path().join("meta_state_service.log"))
+                .unwrap();
+            let mut rec = LOG_MAGIC.to_le_bytes().to_vec();
+            rec.extend_from_slice(&(u64::MAX - 4).to_le_bytes());
+            rec.extend_from_slice(b"junk");
+            f.write_all(&rec).unwrap();
+        }
         let s = LocalStore::open(dir.path()).unwrap();
         assert_eq!(s.get_data("/pegasus/onebox/apps/3").unwrap(), b"z");
     }
