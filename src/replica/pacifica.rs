@@ -1077,7 +1077,7 @@ impl Core {
         if l.signature != signature {
             return out.push(reply(Err("ERR_WRONG_CHECKSUM")));
         }
-        let start = learner_committed + 1;
+        let start = learner_committed.saturating_add(1);
         let cache_covers = learner_committed <= self.last_committed
             && (start > self.last_committed
                 || self.cache.front().is_some_and(|f| f.decree <= start));

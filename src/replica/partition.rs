@@ -569,7 +569,8 @@ impl Owner {
                 reply,
             } => {
                 let t = self.token();
-                self.learn_waiters.insert(t, (reply, committed + 1));
+                self.learn_waiters
+                    .insert(t, (reply, committed.saturating_add(1)));
                 core.on_learn_request(learner, signature, committed, t, out);
             }
             Input::LearnReply { signature, .. }

@@ -141,6 +141,30 @@ impl Net {
         self.stub.lock().ok()?.upgrade()?.replica(gpid.0, gpid.1)
     }
 
+    /// Sends `req` as `name` to `c` in the background and hands `answer(reply)` (None when
+    /// the call failed) to the partition's owner.
+    fn call_then<Req, Resp>(
+        &self,
+        c: Arc<RpcClient>,
+        name: &'static str,
+        gpid: (i32, i32),
+        req: Req,
+        timeout: Duration,
+        answer: impl FnOnce(Option<Resp>) -> Input + Send + 'static,
+    ) where
+        Req: TSerializable + Send + Sync + 'static,
+        Resp: TSerializable + Send + 'static,
+    {
+        let r = self.replica(gpid);
+        tokio::spawn(async move {
+            let resp: Option<Resp> = c.call_struct(name, gpid.0, gpid.1, &req, timeout).await;
+            let input = answer(resp);
+            if let Some(r) = r {
+                r.send(input);
+            }
+        });
+    }
+
     fn oneway<T: TSerializable + Send + 'static>(
         &self,
         to: Node,
@@ -283,39 +307,32 @@ impl Transport for Net {
             meta_split_status: None,
             hp_node: None,
         };
-        let r = self.replica(gpid);
-        tokio::spawn(async move {
-            let resp: Option<ConfigurationUpdateResponse> = c
-                .call_struct(
-                    "RPC_CM_UPDATE_PARTITION_CONFIGURATION",
-                    gpid.0,
-                    gpid.1,
-                    &req,
-                    Duration::from_secs(5),
-                )
-                .await;
-            let input = match resp {
-                Some(resp) => {
-                    let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
-                    match (err, resp.config) {
-                        ("ERR_OK", Some(cfg)) | ("ERR_INVALID_VERSION", Some(cfg)) => {
-                            Input::ProposalReply {
-                                accepted: err == "ERR_OK",
-                                config: membership_of(&cfg),
-                            }
-                        }
-                        _ => {
-                            warn!("{}.{}: meta refused {kind:?}: {err}", gpid.0, gpid.1);
-                            Input::ProposalFailed
+        let answer = move |resp: Option<ConfigurationUpdateResponse>| match resp {
+            Some(resp) => {
+                let err = resp.err.map(|e| e.name()).unwrap_or("ERR_UNKNOWN");
+                match (err, resp.config) {
+                    ("ERR_OK", Some(cfg)) | ("ERR_INVALID_VERSION", Some(cfg)) => {
+                        Input::ProposalReply {
+                            accepted: err == "ERR_OK",
+                            config: membership_of(&cfg),
                         }
                     }
+                    _ => {
+                        warn!("{}.{}: meta refused {kind:?}: {err}", gpid.0, gpid.1);
+                        Input::ProposalFailed
+                    }
                 }
-                None => Input::ProposalFailed,
-            };
-            if let Some(r) = r {
-                r.send(input);
             }
-        });
+            None => Input::ProposalFailed,
+        };
+        self.call_then(
+            c,
+            "RPC_CM_UPDATE_PARTITION_CONFIGURATION",
+            gpid,
+            req,
+            Duration::from_secs(5),
+            answer,
+        );
     }
 
     fn add_learner(
@@ -352,18 +369,13 @@ impl Transport for Net {
             hp_learner: None,
             checksum_type: None,
         };
-        let r = self.replica(gpid);
-        tokio::spawn(async move {
-            let resp: Option<LearnResponse> = c
-                .call_struct("RPC_LEARN", gpid.0, gpid.1, &req, Duration::from_secs(30))
-                .await;
-            let answer = resp
+        let answer = move |resp: Option<LearnResponse>| Input::LearnReply {
+            signature,
+            answer: resp
                 .map(learn_answer)
-                .unwrap_or(LearnAnswer::Error("ERR_NETWORK_FAILURE"));
-            if let Some(r) = r {
-                r.send(Input::LearnReply { signature, answer });
-            }
-        });
+                .unwrap_or(LearnAnswer::Error("ERR_NETWORK_FAILURE")),
+        };
+        self.call_then(c, "RPC_LEARN", gpid, req, Duration::from_secs(30), answer);
     }
 
     fn learn_completion(&self, gpid: (i32, i32), to: Node, signature: i64, committed: i64) {
@@ -430,18 +442,8 @@ impl Transport for Net {
             signature,
             committed,
         );
-        let r = self.replica(gpid);
-        tokio::spawn(async move {
-            let resp: Option<GroupCheckResponse> = c
-                .call_struct(
-                    "RPC_GROUP_CHECK",
-                    gpid.0,
-                    gpid.1,
-                    &req,
-                    Duration::from_secs(5),
-                )
-                .await;
-            let (ok, succeeded, sig) = match resp {
+        let answer = move |resp: Option<GroupCheckResponse>| {
+            let (ok, learner_succeeded, signature) = match resp {
                 Some(g) => (
                     g.err.map(|e| e.is_ok()).unwrap_or(false),
                     g.learner_status_ == Some(LearnerStatus::LEARNING_SUCCEEDED),
@@ -449,15 +451,21 @@ impl Transport for Net {
                 ),
                 None => (false, false, 0),
             };
-            if let Some(r) = r {
-                r.send(Input::GroupCheckReply {
-                    from: to,
-                    ok,
-                    learner_succeeded: succeeded,
-                    signature: sig,
-                });
+            Input::GroupCheckReply {
+                from: to,
+                ok,
+                learner_succeeded,
+                signature,
             }
-        });
+        };
+        self.call_then(
+            c,
+            "RPC_GROUP_CHECK",
+            gpid,
+            req,
+            Duration::from_secs(5),
+            answer,
+        );
     }
 
     fn copy_checkpoint(
@@ -476,6 +484,32 @@ impl Transport for Net {
                 .map(|_| ())
         })
     }
+}
+
+/// An RPC_LEARN answer naming files to copy (`files` of `dir` on `learnee`) that bring the
+/// learner to `decree`: a checkpoint (LT_APP) or log files (LT_LOG, learned from `learn_start`).
+fn answer_with_files(
+    resp: &mut LearnResponse,
+    type_: LearnType,
+    learnee: u64,
+    dir: String,
+    files: Vec<String>,
+    decree: i64,
+    learn_start: Option<i64>,
+) {
+    resp.type_ = Some(type_);
+    resp.last_committed_decree = Some(decree);
+    resp.learnee = Some(RpcAddress(learnee));
+    resp.base_local_dir = Some(dir);
+    resp.state = Some(LearnState {
+        from_decree_excluded: Some(0),
+        to_decree_included: Some(decree),
+        meta: Some(Blob(Vec::new())),
+        files: Some(files),
+        learn_start_decree: learn_start,
+        file_sizes: None,
+        file_checksums: None,
+    });
 }
 
 fn learn_answer(resp: LearnResponse) -> LearnAnswer {
@@ -1168,6 +1202,10 @@ impl ReplicaStub {
             return Reply::err("ERR_INVALID_DATA");
         };
         let pid = l.pid.unwrap_or_default();
+        let learn_start = l
+            .last_committed_decree_in_app
+            .unwrap_or(0)
+            .saturating_add(1);
         let mut resp = LearnResponse {
             err: Some(ErrorCode::OK),
             config: None,
@@ -1212,7 +1250,7 @@ impl ReplicaStub {
                     to_decree_included: Some(committed),
                     meta: Some(Blob(meta)),
                     files: Some(Vec::new()),
-                    learn_start_decree: Some(l.last_committed_decree_in_app.unwrap_or(0) + 1),
+                    learn_start_decree: Some(learn_start),
                     file_sizes: None,
                     file_checksums: None,
                 });
@@ -1222,41 +1260,29 @@ impl ReplicaStub {
                 dir,
                 files,
                 decree,
-            }) => {
-                resp.type_ = Some(LearnType::LT_APP);
-                resp.last_committed_decree = Some(decree);
-                resp.learnee = Some(RpcAddress(learnee));
-                resp.base_local_dir = Some(dir);
-                resp.state = Some(LearnState {
-                    from_decree_excluded: Some(0),
-                    to_decree_included: Some(decree),
-                    meta: Some(Blob(Vec::new())),
-                    files: Some(files),
-                    learn_start_decree: None,
-                    file_sizes: None,
-                    file_checksums: None,
-                });
-            }
+            }) => answer_with_files(
+                &mut resp,
+                LearnType::LT_APP,
+                learnee,
+                dir,
+                files,
+                decree,
+                None,
+            ),
             Ok(LearnAnswer::Log {
                 learnee,
                 dir,
                 files,
                 to_decree,
-            }) => {
-                resp.type_ = Some(LearnType::LT_LOG);
-                resp.last_committed_decree = Some(to_decree);
-                resp.learnee = Some(RpcAddress(learnee));
-                resp.base_local_dir = Some(dir);
-                resp.state = Some(LearnState {
-                    from_decree_excluded: Some(0),
-                    to_decree_included: Some(to_decree),
-                    meta: Some(Blob(Vec::new())),
-                    files: Some(files),
-                    learn_start_decree: Some(l.last_committed_decree_in_app.unwrap_or(0) + 1),
-                    file_sizes: None,
-                    file_checksums: None,
-                });
-            }
+            }) => answer_with_files(
+                &mut resp,
+                LearnType::LT_LOG,
+                learnee,
+                dir,
+                files,
+                to_decree,
+                Some(learn_start),
+            ),
             Err(_) => resp.err = Some(ErrorCode::INVALID_STATE),
         }
         Reply::of(&resp)
