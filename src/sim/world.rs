@@ -1955,6 +1955,7 @@ impl World {
                     }
                 }
                 Action::ReplyLearn { token, plan, .. } => {
+                    let mut chose = None;
                     let answer = match plan {
                         Err(e) => Answer::Error(e),
                         Ok(LearnPlan::Cache {
@@ -1970,19 +1971,14 @@ impl World {
                             let start = r.learn_waiters.get(&token).map_or(0, |w| w.2);
                             let min_logged = disk.log.iter().map(|m| m.decree).min();
                             let covers = min_logged.is_some_and(|d| d <= start);
-                            if pacifica::learn_from_log(
+                            let from_log = pacifica::learn_from_log(
                                 start,
                                 disk.flushed.decree,
                                 covers,
                                 min_logged.is_some(),
-                            ) {
-                                let line = format!(
-                                    "{} {pidx}: learner starts at {start}: LT_LOG",
-                                    name(id)
-                                );
-                                if let Some(l) = self.log.as_mut() {
-                                    l.push(format!("[{:>6} #{}] {line}", self.now, self.step));
-                                }
+                            );
+                            chose = Some((start, if from_log { "LT_LOG" } else { "LT_APP" }));
+                            if from_log {
                                 Answer::Log {
                                     mutations: disk
                                         .log
@@ -1993,19 +1989,19 @@ impl World {
                                     to_decree: r.core.last_committed,
                                 }
                             } else {
-                                let line = format!(
-                                    "{} {pidx}: learner starts at {start}: LT_APP",
-                                    name(id)
-                                );
-                                if let Some(l) = self.log.as_mut() {
-                                    l.push(format!("[{:>6} #{}] {line}", self.now, self.step));
-                                }
                                 Answer::App(r.app.clone())
                             }
                         }
                         Ok(LearnPlan::Log { .. }) => Answer::Error("ERR_INVALID_STATE"),
                     };
-                    if let Some((to, call, _)) = r.learn_waiters.remove(&token) {
+                    let waiter = r.learn_waiters.remove(&token);
+                    if let Some((start, kind)) = chose {
+                        self.note(format!(
+                            "{} {pidx}: learner starts at {start}: {kind}",
+                            name(id)
+                        ));
+                    }
+                    if let Some((to, call, _)) = waiter {
                         self.send(id, to, Msg::LearnReply { call, answer });
                     }
                 }
