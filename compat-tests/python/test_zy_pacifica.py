@@ -62,9 +62,11 @@ report = pgharness.reporter("pacifica", REPORT)
 server_bin = pgharness.server_bin
 
 
+# The client fills its CRC table when a client is made; pidx_of may run before any is.
+PegasusHash.populate_table()
+
+
 def pidx_of(hk):
-    # the client fills its CRC table when a client is made; this may run before any is
-    PegasusHash.populate_table()
     return PegasusHash.default_hash(hk.encode()) % PARTITIONS
 
 
@@ -379,28 +381,36 @@ def verify_all(pc, state, what):
               len(scanned) - len([k for k in acked if k in scanned]), time.time() - t0))
 
 
-def write_known(metas, prefix, state, n_hashes, per_hash, value_tag):
-    """Writes n_hashes x per_hash keys (one set each, so one mutation each); retries failures."""
+def write_items(metas, state, items):
+    """Sets every (hk, sk, value) of items, retrying each until it is acknowledged (within 180 s
+    in all); records attempts and acks in state. Returns the number of writes."""
     c = pgharness.open_client(metas, TABLE, deadline_s=180)
+    writes = 0
     try:
         deadline = time.time() + 180
-        for h in range(n_hashes):
-            hk = "%s-h%03d" % (prefix, h)
-            for s in range(per_hash):
-                sk, v = "k%05d" % s, "%s/%d/%d" % (value_tag, h, s)
-                state["attempted"][(hk, sk)] = v
-                while True:
-                    try:
-                        r = c.set(hk, sk, v)
-                    except Exception as e:  # noqa: BLE001
-                        r = ("exception", repr(e))
-                    if r == (OK, None):
-                        state["acked"][(hk, sk)] = v
-                        break
-                    assert time.time() < deadline, "writes keep failing: %r" % (r,)
-                    time.sleep(0.2)
+        for hk, sk, v in items:
+            state["attempted"][(hk, sk)] = v
+            while True:
+                try:
+                    r = c.set(hk, sk, v)
+                except Exception as e:  # noqa: BLE001
+                    r = ("exception", repr(e))
+                if r == (OK, None):
+                    state["acked"][(hk, sk)] = v
+                    writes += 1
+                    break
+                assert time.time() < deadline, "writes keep failing: %r" % (r,)
+                time.sleep(0.2)
     finally:
         c.close()
+    return writes
+
+
+def write_known(metas, prefix, state, n_hashes, per_hash, value_tag):
+    """Writes n_hashes x per_hash keys (one set each, so one mutation each); retries failures."""
+    items = (("%s-h%03d" % (prefix, h), "k%05d" % s, "%s/%d/%d" % (value_tag, h, s))
+             for h in range(n_hashes) for s in range(per_hash))
+    write_items(metas, state, items)
 
 
 # --- tests --------------------------------------------------------------------------------------
@@ -488,7 +498,8 @@ def lagging_keys(prefix):
         hk = "%s-%d" % (prefix, i)
         hks.setdefault(pidx_of(hk), []).append(hk)
         i += 1
-        assert i < 100000, "no hash keys for some partition: %r" % {p: len(v) for p, v in hks.items()}
+        assert i < 100000, "no hash keys for some partition: %r" % {
+            p: len(v) for p, v in hks.items()}
     return hks
 
 
@@ -496,35 +507,19 @@ def write_per_partition(pc, state, prefix, per_partition, value_size, random_fil
     """per_partition acknowledged writes of about value_size bytes to every partition (filled
     with random hex digits, which compress poorly, when random_fill)."""
     hks = lagging_keys(prefix)
-    c = pgharness.open_client(pc.metas, TABLE, deadline_s=180)
-    writes = 0
-    try:
-        deadline = time.time() + 180
+
+    def items():
         for p in range(PARTITIONS):
             group = hks[p][:8]
             for s in range(per_partition):
-                hk = group[s % len(group)]
-                sk = "k%05d" % s
                 v = "%s/%d/%d/" % (prefix, p, s)
                 if random_fill:
                     v += os.urandom(value_size // 2 + 1).hex()[:max(0, value_size - len(v))]
                 else:
                     v = v.ljust(value_size, "x")
-                state["attempted"][(hk, sk)] = v
-                while True:
-                    try:
-                        r = c.set(hk, sk, v)
-                    except Exception as e:  # noqa: BLE001
-                        r = ("exception", repr(e))
-                    if r == (OK, None):
-                        state["acked"][(hk, sk)] = v
-                        writes += 1
-                        break
-                    assert time.time() < deadline, "writes keep failing: %r" % (r,)
-                    time.sleep(0.2)
-    finally:
-        c.close()
-    return writes
+                yield group[s % len(group)], "k%05d" % s, v
+
+    return write_items(pc.metas, state, items())
 
 
 def lag_replica3(pc, state, name, per_partition, value_size, random_fill=False):
