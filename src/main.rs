@@ -12,6 +12,12 @@ use std::time::Duration;
 use config::{Config, ConfigError};
 use idl::dsn::RpcAddress;
 
+// jemalloc, as TiKV uses: measured against the system allocator with tools/bench.sh (see
+// the README's benchmark section).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const USAGE: &str = "usage:\n  pegasus_server <config.ini> -app_list meta|replica [-cargs k1=v1;k2=v2]\n  pegasus_server probe <meta_addr[,meta_addr...]> <table>\n  pegasus_server leader <meta_addr[,meta_addr...]>\n  pegasus_server create_app <meta_addr[,meta_addr...]> <table> <partitions> <replicas>";
 
 fn parse_addr_list(list: &str) -> Result<Vec<SocketAddr>, String> {
@@ -327,6 +333,9 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         },
         empty_write_disabled: cfg
             .bool("replication", "empty_write_disabled", false)
+            .map_err(c)?,
+        batch_write_disabled: cfg
+            .bool("replication", "batch_write_disabled", false)
             .map_err(c)?,
         ..Default::default()
     };

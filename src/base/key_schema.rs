@@ -34,9 +34,9 @@ pub fn decode(key: &[u8]) -> Option<(&[u8], &[u8])> {
 /// is empty.
 pub fn hash(hash_key: &[u8], sort_key: &[u8]) -> u64 {
     if hash_key.is_empty() {
-        crc64(0, sort_key)
+        crc64(sort_key)
     } else {
-        crc64(0, hash_key)
+        crc64(hash_key)
     }
 }
 

@@ -6,7 +6,10 @@
 //! descriptor per update (i32 name length, name bytes, i32 serialization type, i32 data
 //! length), then every update's data back to back.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use bytes::Bytes;
 
 /// Task code of the update carried by an empty write.
 pub const WRITE_EMPTY: &str = "RPC_REPLICATION_WRITE_EMPTY";
@@ -25,6 +28,14 @@ pub const KNOWN_UPDATE_CODES: &[&str] = &[
     "RPC_RRDB_RRDB_BULK_LOAD",
 ];
 
+/// The task-code name as an update keeps it: a known code borrows its static name.
+pub fn code_name(name: &str) -> Cow<'static, str> {
+    match KNOWN_UPDATE_CODES.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_string()),
+    }
+}
+
 /// Size of the fixed mutation header.
 pub const MUTATION_HEADER_LEN: usize = 56;
 
@@ -34,12 +45,14 @@ const LEGACY_VERSION_MIN: i64 = 64;
 /// One client write inside a mutation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MutationUpdate {
-    /// Task-code name, e.g. `RPC_RRDB_RRDB_PUT`.
-    pub code: String,
+    /// Task-code name, e.g. `RPC_RRDB_RRDB_PUT` (known codes borrow a static name, so
+    /// cloning an update allocates nothing).
+    pub code: Cow<'static, str>,
     /// dsn_msg_serialize_format of `data` (1 = thrift binary; 0 for an empty write).
     pub serialization_type: i32,
-    /// The request body as the client sent it (after the thrift message header).
-    pub data: Vec<u8>,
+    /// The request body as the client sent it (after the thrift message header); shared,
+    /// not copied, between the prepare list, the log, the prepares sent and the cache.
+    pub data: Bytes,
 }
 
 /// One decree of a partition, as prepared, logged and learned.
@@ -216,17 +229,17 @@ impl Mutation {
                     String::from_utf8_lossy(name).into_owned(),
                 ));
             }
-            let code = String::from_utf8_lossy(name).into_owned();
+            let code = code_name(&String::from_utf8_lossy(name));
             let serialization_type = r.i32()?;
             lens.push(r.len()?);
             updates.push(MutationUpdate {
                 code,
                 serialization_type,
-                data: Vec::new(),
+                data: Bytes::new(),
             });
         }
         for (u, len) in updates.iter_mut().zip(lens) {
-            u.data = r.take(len)?.to_vec();
+            u.data = Bytes::copy_from_slice(r.take(len)?);
         }
         let m = Mutation {
             app_id: gpid as u32 as i32,
@@ -259,9 +272,9 @@ impl Mutation {
             last_committed_decree,
             timestamp,
             updates: vec![MutationUpdate {
-                code: WRITE_EMPTY.to_string(),
+                code: Cow::Borrowed(WRITE_EMPTY),
                 serialization_type: 0,
-                data: Vec::new(),
+                data: Bytes::new(),
             }],
         }
     }
@@ -274,8 +287,8 @@ impl Mutation {
     /// Rejects task codes a Pegasus replica never logs (C++ aborts on an unknown code).
     pub fn check_codes(&self) -> Result<(), MutationError> {
         for u in &self.updates {
-            if !KNOWN_UPDATE_CODES.contains(&u.code.as_str()) {
-                return Err(MutationError::InvalidCode(u.code.clone()));
+            if !KNOWN_UPDATE_CODES.contains(&u.code.as_ref()) {
+                return Err(MutationError::InvalidCode(u.code.to_string()));
             }
         }
         Ok(())
@@ -331,12 +344,12 @@ mod tests {
                 MutationUpdate {
                     code: "RPC_RRDB_RRDB_PUT".into(),
                     serialization_type: 1,
-                    data: UPDATE_REQUEST.to_vec(),
+                    data: UPDATE_REQUEST.to_vec().into(),
                 },
                 MutationUpdate {
                     code: "RPC_RRDB_RRDB_REMOVE".into(),
                     serialization_type: 1,
-                    data: vec![1, 2, 3],
+                    data: vec![1, 2, 3].into(),
                 },
             ],
         }
@@ -439,7 +452,7 @@ mod tests {
         let mut m = sample();
         m.updates[0].code = "RPC_SOMETHING_ELSE".into();
         assert!(m.check_codes().is_err());
-        m.updates[0].code = String::new();
+        m.updates[0].code = String::new().into();
         assert!(matches!(
             Mutation::decode(&m.to_bytes()),
             Err(MutationError::InvalidCode(_))

@@ -123,10 +123,11 @@ pub fn latest_per_decree(mutations: Vec<Mutation>) -> Vec<Mutation> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     AppendLog(Mutation),
-    /// Commit: apply to storage, then answer the client if `token` is set.
+    /// Commit: apply to storage, then answer the clients: `tokens[i]` waits for
+    /// `mutation.updates[i]` (empty when no client waits here for this mutation).
     Apply {
         mutation: Mutation,
-        token: Option<Token>,
+        tokens: Vec<Token>,
     },
     RejectClient {
         token: Token,
@@ -213,6 +214,14 @@ struct Prepared {
     reply: Option<Token>,
 }
 
+/// Client writes that will be proposed together as one mutation.
+#[derive(Debug, Clone, Default)]
+struct Batch {
+    tokens: Vec<Token>,
+    updates: Vec<MutationUpdate>,
+    bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 struct Learner {
     signature: i64,
@@ -244,6 +253,9 @@ pub enum Inject {
     AckBeforePrepare,
     /// A new primary drops its uncommitted mutations instead of re-proposing them.
     SkipReconciliation,
+    /// A batch of several client writes is committed (and acknowledged) once the primary
+    /// logged it, before every member prepared it.
+    AckBatchEarly,
 }
 
 /// Tunables (upstream `[replication]` keys).
@@ -261,6 +273,11 @@ pub struct Options {
     pub group_check_interval_ms: i64,
     /// `empty_write_disabled`: no empty write when a group check finds the partition idle.
     pub empty_write_disabled: bool,
+    /// `batch_write_disabled`: every client write becomes a mutation of its own.
+    pub batch_write_disabled: bool,
+    /// A batch takes no more writes once its requests add up to this many bytes (upstream's
+    /// `mutation::is_full`, 1 MiB).
+    pub max_batch_bytes: usize,
     /// Planted bug (simulator only).
     pub inject: Inject,
 }
@@ -277,6 +294,8 @@ impl Default for Options {
             cache_max_bytes: 256 << 20,
             group_check_interval_ms: 100_000,
             empty_write_disabled: false,
+            batch_write_disabled: false,
+            max_batch_bytes: 1 << 20,
             inject: Inject::None,
         }
     }
@@ -297,9 +316,15 @@ pub struct Core {
     learners: BTreeMap<Node, Learner>,
     next_learning_version: i64,
     pending: Option<Pending>,
-    /// Client writes awaiting commit, per decree: the token and the identity (timestamp,
-    /// updates) of the mutation proposed for it.
-    waiters: BTreeMap<i64, (Token, i64, Vec<MutationUpdate>)>,
+    /// Client writes awaiting commit, per decree: their tokens and the identity (timestamp,
+    /// updates) of the mutation proposed for them.
+    waiters: BTreeMap<i64, (Vec<Token>, i64, Vec<MutationUpdate>)>,
+    /// Primary: client writes not yet proposed (upstream's write queue): full batches in
+    /// arrival order, then the batch still taking writes.
+    queue: VecDeque<Batch>,
+    open_batch: Option<Batch>,
+    /// The latest clock reading from a client write (µs), for mutation timestamps.
+    clock_us: i64,
     last_timestamp: i64,
     now_ms: i64,
     /// Learner side: (signature, stage).
@@ -342,6 +367,9 @@ impl Core {
             next_learning_version: (ballot << 32) + 1,
             pending: None,
             waiters: BTreeMap::new(),
+            queue: VecDeque::new(),
+            open_batch: None,
+            clock_us: 0,
             last_timestamp: 0,
             now_ms: 0,
             learning: None,
@@ -438,10 +466,15 @@ impl Core {
 
     // ---- primary: client writes and 2PC ------------------------------------------------
 
+    /// A client write at the primary. It joins the write queue: writes that allow batching
+    /// (`allow_batch`: single puts and removes) share a mutation until it is full; others
+    /// get one of their own. Mutations leave the queue while fewer than
+    /// `staleness_for_commit` are in 2PC, so a burst waits instead of being refused.
     pub fn on_client_write(
         &mut self,
         token: Token,
         update: MutationUpdate,
+        allow_batch: bool,
         now_us: i64,
         out: &mut Vec<Action>,
     ) {
@@ -459,15 +492,66 @@ impl Core {
             });
             return;
         }
-        let decree = self.max_prepared() + 1;
-        if decree > self.last_committed + self.opts.staleness_for_commit {
-            out.push(Action::RejectClient {
-                token,
-                error: "ERR_CAPACITY_EXCEEDED",
-            });
+        self.clock_us = self.clock_us.max(now_us);
+        let batching = allow_batch && !self.opts.batch_write_disabled;
+        if !batching {
+            self.close_batch();
+        }
+        let b = self.open_batch.get_or_insert_with(Batch::default);
+        b.bytes += update.code.len() + update.data.len() + 12;
+        b.tokens.push(token);
+        b.updates.push(update);
+        if !batching || b.bytes >= self.opts.max_batch_bytes {
+            self.close_batch();
+        }
+        self.pump(out);
+    }
+
+    /// Client writes queued at the primary, not yet proposed.
+    pub fn queued_writes(&self) -> usize {
+        self.queue.iter().map(|b| b.tokens.len()).sum::<usize>()
+            + self.open_batch.as_ref().map_or(0, |b| b.tokens.len())
+    }
+
+    fn close_batch(&mut self) {
+        if let Some(b) = self.open_batch.take() {
+            self.queue.push_back(b);
+        }
+    }
+
+    /// Moves queued client writes into 2PC while there is room; refuses them all once this
+    /// replica can no longer propose (not primary, reconfiguring, too few members).
+    fn pump(&mut self, out: &mut Vec<Action>) {
+        if self.queue.is_empty() && self.open_batch.is_none() {
             return;
         }
-        self.last_timestamp = now_us.max(self.last_timestamp + 1);
+        let refuse = if self.status != Status::Primary || self.pending.is_some() {
+            Some("ERR_INVALID_STATE")
+        } else if 1 + self.membership.secondaries.len() < self.opts.mutation_2pc_min_replica_count {
+            Some("ERR_NOT_ENOUGH_MEMBER")
+        } else {
+            None
+        };
+        if let Some(error) = refuse {
+            self.close_batch();
+            for b in std::mem::take(&mut self.queue) {
+                for token in b.tokens {
+                    out.push(Action::RejectClient { token, error });
+                }
+            }
+            return;
+        }
+        while self.max_prepared() - self.last_committed < self.opts.staleness_for_commit {
+            let Some(b) = self.queue.pop_front().or_else(|| self.open_batch.take()) else {
+                break;
+            };
+            self.propose_batch(b, out);
+        }
+    }
+
+    fn propose_batch(&mut self, b: Batch, out: &mut Vec<Action>) {
+        let decree = self.max_prepared() + 1;
+        self.last_timestamp = self.clock_us.max(self.last_timestamp + 1);
         let m = Mutation {
             app_id: self.app_id,
             partition_index: self.pidx,
@@ -476,16 +560,18 @@ impl Core {
             log_offset: 0,
             last_committed_decree: self.last_committed,
             timestamp: self.last_timestamp,
-            updates: vec![update],
+            updates: b.updates,
         };
-        let waiter = (token, m.timestamp, m.updates.clone());
+        let waiter = (b.tokens, m.timestamp, m.updates.clone());
         if let Some((old, ..)) = self.waiters.insert(decree, waiter) {
-            // An earlier write at this decree (from a former term as primary) was never
-            // committed: another mutation is being proposed in its place.
-            out.push(Action::RejectClient {
-                token: old,
-                error: "ERR_INVALID_STATE",
-            });
+            // Earlier writes at this decree (from a former term as primary) were never
+            // committed: another mutation is being proposed in their place.
+            for token in old {
+                out.push(Action::RejectClient {
+                    token,
+                    error: "ERR_INVALID_STATE",
+                });
+            }
         }
         self.propose(m, out);
     }
@@ -564,13 +650,18 @@ impl Core {
             let Some(p) = self.prepared.get(&d) else {
                 break;
             };
-            let ready =
-                p.logged && (p.waiting.is_empty() || self.opts.inject == Inject::AckBeforePrepare);
+            let early = match self.opts.inject {
+                Inject::AckBeforePrepare => true,
+                Inject::AckBatchEarly => p.m.updates.len() > 1,
+                _ => false,
+            };
+            let ready = p.logged && (p.waiting.is_empty() || early);
             if !ready {
                 break;
             }
             self.commit_one(d, out);
         }
+        self.pump(out);
     }
 
     fn commit_one(&mut self, d: i64, out: &mut Vec<Action>) {
@@ -581,16 +672,18 @@ impl Core {
         // Answer the client only if the committed mutation is the one it asked for: after
         // losing and regaining (or watching others hold) the primary role, another mutation
         // may commit at this decree, and then the client's write is lost for good.
-        let token = match self.waiters.remove(&d) {
-            Some((t, ts, ups)) if ts == p.m.timestamp && ups == p.m.updates => Some(t),
+        let tokens = match self.waiters.remove(&d) {
+            Some((t, ts, ups)) if ts == p.m.timestamp && ups == p.m.updates => t,
             Some((t, ..)) => {
-                out.push(Action::RejectClient {
-                    token: t,
-                    error: "ERR_INVALID_STATE",
-                });
-                None
+                for token in t {
+                    out.push(Action::RejectClient {
+                        token,
+                        error: "ERR_INVALID_STATE",
+                    });
+                }
+                Vec::new()
             }
-            None => None,
+            None => Vec::new(),
         };
         self.cache_bytes += p.m.encoded_len();
         self.cache.push_back(p.m.clone());
@@ -604,7 +697,7 @@ impl Core {
         }
         out.push(Action::Apply {
             mutation: p.m,
-            token,
+            tokens,
         });
     }
 
@@ -698,6 +791,8 @@ impl Core {
             sent_ms: self.now_ms,
         });
         out.push(Action::ProposeToMeta { kind, node, new });
+        // No 2PC during a reconfiguration: queued writes are refused, clients retry.
+        self.pump(out);
     }
 
     // ---- configuration from the meta --------------------------------------------------
@@ -729,6 +824,11 @@ impl Core {
 
     /// Adopts a configuration (from config sync, a proposal, or a meta reply).
     pub fn on_config(&mut self, c: Membership, out: &mut Vec<Action>) {
+        self.adopt_config(c, out);
+        self.pump(out);
+    }
+
+    fn adopt_config(&mut self, c: Membership, out: &mut Vec<Action>) {
         // A replica in error (its log or storage failed) never serves again: its memory may
         // be ahead of what it stored. It comes back only by being reopened from disk.
         if c.ballot < self.membership.ballot || self.status == Status::Error {
@@ -831,6 +931,17 @@ impl Core {
 
     /// RPC_CONFIG_PROPOSAL from the meta.
     pub fn on_meta_proposal(
+        &mut self,
+        kind: ConfigKind,
+        node: Node,
+        config: Membership,
+        out: &mut Vec<Action>,
+    ) {
+        self.meta_proposal(kind, node, config, out);
+        self.pump(out);
+    }
+
+    fn meta_proposal(
         &mut self,
         kind: ConfigKind,
         node: Node,
@@ -1193,7 +1304,7 @@ impl Core {
             self.last_committed = m.decree;
             out.push(Action::Apply {
                 mutation: m,
-                token: None,
+                tokens: Vec::new(),
             });
         }
     }
@@ -1397,6 +1508,9 @@ impl Core {
             }
         }
         self.now_ms = now_ms;
+        // Writes queued before the role was lost without an event carrying actions (meta
+        // disconnect, not a member, a local failure) are refused now.
+        self.pump(out);
         if let Some(p) = self.pending.as_mut() {
             if now_ms - p.sent_ms >= self.opts.config_retry_ms {
                 p.sent_ms = now_ms;

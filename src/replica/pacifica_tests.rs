@@ -70,7 +70,7 @@ fn update(i: u8) -> MutationUpdate {
     MutationUpdate {
         code: "RPC_RRDB_RRDB_PUT".into(),
         serialization_type: 1,
-        data: vec![i],
+        data: vec![i].into(),
     }
 }
 
@@ -120,7 +120,7 @@ impl Net {
     fn write(&mut self, at: Node, token: u64, i: u8) {
         let mut out = Vec::new();
         self.core(at)
-            .on_client_write(token, update(i), 1_000 + i as i64, &mut out);
+            .on_client_write(token, update(i), true, 1_000 + i as i64, &mut out);
         self.perform(at, out);
         self.run();
     }
@@ -134,11 +134,9 @@ impl Net {
                     self.core(id).on_log_appended(m.decree, m.ballot, &mut more);
                     q.extend(more);
                 }
-                Action::Apply { mutation, token } => {
+                Action::Apply { mutation, tokens } => {
                     self.applied.entry(id).or_default().push(mutation.decree);
-                    if let Some(t) = token {
-                        self.acked_clients.push(t);
-                    }
+                    self.acked_clients.extend(tokens);
                 }
                 Action::RejectClient { token, error } => self.rejected.push((token, error)),
                 Action::SendPrepare {
@@ -369,7 +367,8 @@ fn a_new_primary_recommits_what_was_prepared() {
     // P prepares decree 2 everywhere, then dies before committing it.
     n.down.push(P);
     let mut out = Vec::new();
-    n.core(P).on_client_write(2, update(2), 2_000, &mut out);
+    n.core(P)
+        .on_client_write(2, update(2), true, 2_000, &mut out);
     n.perform(P, out);
     n.run();
     assert_eq!(n.nodes[&S1].max_prepared(), 2);
@@ -679,4 +678,134 @@ fn learned_log_files_with_a_hole_end_the_round() {
     assert!(out.is_empty(), "{out:?}");
     assert!(!n.applied.contains_key(&L));
     assert_eq!(n.nodes[&L].status, Status::Inactive { transient: false });
+}
+
+/// Client writes sent while `staleness_for_commit` mutations are in 2PC wait in the write
+/// queue (none refused); batchable ones share the next mutation, the others get their own;
+/// every write is acknowledged once committed, in arrival order.
+#[test]
+fn a_burst_waits_in_the_write_queue_and_is_batched() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    let staleness = opts().staleness_for_commit;
+    // The prepares stay undelivered (the network does not run) while the burst arrives.
+    let mut out = Vec::new();
+    for t in 0..staleness as u64 {
+        n.core(P)
+            .on_client_write(100 + t, update(t as u8), true, 10_000, &mut out);
+    }
+    n.perform(P, out);
+    assert_eq!(n.nodes[&P].max_prepared(), staleness);
+    // 2PC is full: these wait; three batchable, then one that is not, then two more.
+    let mut out = Vec::new();
+    for t in 0..3u64 {
+        n.core(P)
+            .on_client_write(200 + t, update(1), true, 10_000, &mut out);
+    }
+    n.core(P)
+        .on_client_write(203, update(2), false, 10_000, &mut out);
+    for t in 4..6u64 {
+        n.core(P)
+            .on_client_write(200 + t, update(3), true, 10_000, &mut out);
+    }
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::RejectClient { .. } | Action::AppendLog(_))),
+        "queued writes are neither refused nor proposed: {out:?}"
+    );
+    assert_eq!(n.nodes[&P].queued_writes(), 6);
+    n.perform(P, out);
+    // Delivering the prepares commits the first ones, which lets the queue move.
+    n.run();
+    assert!(n.rejected.is_empty(), "refused: {:?}", n.rejected);
+    assert_eq!(n.nodes[&P].queued_writes(), 0);
+    let acked: Vec<u64> = n
+        .acked_clients
+        .iter()
+        .copied()
+        .filter(|t| *t >= 200)
+        .collect();
+    assert_eq!(acked, vec![200, 201, 202, 203, 204, 205]);
+    // Three mutations for the six queued writes: [200,201,202], [203], [204,205].
+    assert_eq!(n.nodes[&P].last_committed, staleness + 3);
+}
+
+/// With `batch_write_disabled` every queued write gets a mutation of its own.
+#[test]
+fn batch_write_disabled_gives_one_mutation_per_write() {
+    let mut core = Core::new(
+        1,
+        0,
+        P,
+        0,
+        0,
+        Options {
+            mutation_2pc_min_replica_count: 1,
+            staleness_for_commit: 1,
+            batch_write_disabled: true,
+            ..Options::default()
+        },
+    )
+    .created_empty();
+    let mut out = Vec::new();
+    core.on_config(
+        Membership {
+            ballot: 1,
+            primary: P,
+            secondaries: vec![],
+            max_replica_count: 1,
+        },
+        &mut out,
+    );
+    let mut out = Vec::new();
+    for t in 0..4u64 {
+        core.on_client_write(t, update(t as u8), true, 1_000, &mut out);
+    }
+    assert_eq!(core.queued_writes(), 3);
+    let mut applied = Vec::new();
+    let mut q: VecDeque<Action> = out.into();
+    while let Some(a) = q.pop_front() {
+        let mut more = Vec::new();
+        match a {
+            Action::AppendLog(m) => core.on_log_appended(m.decree, m.ballot, &mut more),
+            Action::Apply { mutation, tokens } => applied.push((mutation.decree, tokens)),
+            _ => {}
+        }
+        q.extend(more);
+    }
+    assert_eq!(
+        applied,
+        vec![(1, vec![0]), (2, vec![1]), (3, vec![2]), (4, vec![3])]
+    );
+}
+
+/// Queued writes are refused when the replica stops being primary before proposing them.
+#[test]
+fn queued_writes_are_refused_when_the_primary_steps_down() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    let staleness = opts().staleness_for_commit;
+    let mut out = Vec::new();
+    for t in 0..(staleness as u64 + 2) {
+        n.core(P)
+            .on_client_write(t, update(1), true, 10_000, &mut out);
+    }
+    n.perform(P, out);
+    assert_eq!(n.nodes[&P].queued_writes(), 2);
+    // The meta moves the primary role to S1 before any prepare was answered.
+    let mut out = Vec::new();
+    n.core(P).on_config(
+        Membership {
+            ballot: 2,
+            primary: S1,
+            secondaries: vec![P, S2],
+            max_replica_count: 3,
+        },
+        &mut out,
+    );
+    n.perform(P, out);
+    assert_eq!(n.nodes[&P].queued_writes(), 0);
+    let refused: Vec<u64> = n.rejected.iter().map(|(t, _)| *t).collect();
+    assert!(refused.contains(&(staleness as u64)) && refused.contains(&(staleness as u64 + 1)));
+    assert!(n.rejected.iter().all(|(_, e)| *e == "ERR_INVALID_STATE"));
 }

@@ -23,9 +23,13 @@ use super::replica_files::{self, InitInfo};
 
 /// What the replica server asks a replica to do.
 pub enum Input {
+    /// A client write, decoded once by the server (`request`) and carried raw (`update`)
+    /// into the mutation; `allow_batch` as upstream's task code says (single put/remove).
     ClientWrite {
         update: MutationUpdate,
-        reply: oneshot::Sender<Result<WriteResponse, &'static str>>,
+        request: WriteRequest,
+        allow_batch: bool,
+        reply: ClientReply,
     },
     Prepare {
         from: Node,
@@ -214,8 +218,14 @@ pub struct Replica {
     /// Primary and caught up with what it re-proposed on taking over (serves reads).
     readable: AtomicBool,
     tx: mpsc::UnboundedSender<Input>,
+    /// The read lane: client reads of this partition, run one after another in arrival
+    /// order (upstream's partitioned read pool), beside the owner task.
+    reads: mpsc::UnboundedSender<ReadJob>,
     info: RwLock<AppInfo>,
 }
+
+/// One client read, run on the partition's read lane.
+pub type ReadJob = Box<dyn FnOnce() + Send>;
 
 /// The directory name of a replica: `<app_id>.<pidx>.<app_type>`.
 pub fn dir_name(app_id: i32, pidx: i32, app_type: &str) -> String {
@@ -273,9 +283,13 @@ fn open_app(dir: &Path, info: &AppInfo, pidx: i32, server: &str) -> Result<Parti
 
 /// Decodes a logged update back into the write request it carries.
 pub fn decode_update(u: &MutationUpdate) -> Option<WriteRequest> {
+    decode_write(&u.code, &u.data)
+}
+
+/// Decodes the body of a write request with task code `code`.
+pub fn decode_write(code: &str, d: &[u8]) -> Option<WriteRequest> {
     use crate::idl::protocol::{decode, read_arg};
-    let d = &u.data;
-    Some(match u.code.as_str() {
+    Some(match code {
         "RPC_RRDB_RRDB_PUT" => WriteRequest::Put(decode(d, read_arg).ok()?),
         "RPC_RRDB_RRDB_MULTI_PUT" => WriteRequest::MultiPut(decode(d, read_arg).ok()?),
         "RPC_RRDB_RRDB_REMOVE" => WriteRequest::Remove(decode(d, read_arg).ok()?),
@@ -360,12 +374,19 @@ impl Replica {
             core = core.created_empty();
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let (reads, mut read_rx) = mpsc::unbounded_channel::<ReadJob>();
+        tokio::spawn(async move {
+            while let Some(job) = read_rx.recv().await {
+                job();
+            }
+        });
         let r = Arc::new(Replica {
             dir: dir.to_path_buf(),
             app: RwLock::new(Some(Arc::new(app))),
             status: AtomicU8::new(STATUS_INACTIVE),
             readable: AtomicBool::new(false),
             tx,
+            reads,
             info: RwLock::new(info),
         });
         let mut owner = Owner {
@@ -433,18 +454,35 @@ impl Replica {
         self.tx.send(input).is_ok()
     }
 
-    /// Submits a client write; answers once committed (or refused).
-    pub async fn write(&self, update: MutationUpdate) -> Result<WriteResponse, &'static str> {
-        let (reply, rx) = oneshot::channel();
-        if !self.send(Input::ClientWrite { update, reply }) {
-            return Err("ERR_INVALID_STATE");
+    /// Queues a client read on the partition's read lane.
+    pub fn read(&self, job: ReadJob) {
+        let _ = self.reads.send(job);
+    }
+
+    /// Submits a client write; `reply` gets its outcome once committed (or refused). Writes
+    /// submitted one after another join the write queue in that order.
+    pub fn write(
+        &self,
+        update: MutationUpdate,
+        request: WriteRequest,
+        allow_batch: bool,
+        reply: ClientReply,
+    ) {
+        if let Err(mpsc::error::SendError(Input::ClientWrite { reply, .. })) =
+            self.tx.send(Input::ClientWrite {
+                update,
+                request,
+                allow_batch,
+                reply,
+            })
+        {
+            reply(Err("ERR_INVALID_STATE"));
         }
-        rx.await.unwrap_or(Err("ERR_INVALID_STATE"))
     }
 }
 
-/// Where a client write's outcome goes.
-type ClientReply = oneshot::Sender<Result<WriteResponse, &'static str>>;
+/// Where a client write's outcome goes (called exactly once).
+pub type ClientReply = Box<dyn FnOnce(Result<WriteResponse, &'static str>) + Send>;
 
 /// The owner task's state besides the machine.
 struct Owner {
@@ -453,8 +491,9 @@ struct Owner {
     init: InitInfo,
     cfg: ReplicaConfig,
     transport: Arc<dyn Transport>,
-    /// Client writes waiting for their commit, with when they arrived (ms).
-    client_waiters: HashMap<u64, (ClientReply, i64)>,
+    /// Client writes waiting for their commit: the reply, the decoded request (applied as
+    /// is, not decoded again) and when it arrived (ms).
+    client_waiters: HashMap<u64, (ClientReply, WriteRequest, i64)>,
     /// Prepares to answer, with when they arrived (ms).
     prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
     /// Learn requests being answered: the waiter and the learner's first wanted decree.
@@ -518,10 +557,15 @@ impl Owner {
 
     async fn handle(&mut self, core: &mut Core, input: Input, out: &mut Vec<Action>) {
         match input {
-            Input::ClientWrite { update, reply } => {
+            Input::ClientWrite {
+                update,
+                request,
+                allow_batch,
+                reply,
+            } => {
                 let t = self.token();
-                self.client_waiters.insert(t, (reply, now_ms()));
-                core.on_client_write(t, update, value_schema::now_us() as i64, out);
+                self.client_waiters.insert(t, (reply, request, now_ms()));
+                core.on_client_write(t, update, allow_batch, value_schema::now_us() as i64, out);
             }
             Input::Prepare {
                 from,
@@ -751,12 +795,12 @@ impl Owner {
                 let expired: Vec<u64> = self
                     .client_waiters
                     .iter()
-                    .filter(|(_, (_, since))| now - *since >= CLIENT_WAITER_TTL_MS)
+                    .filter(|(_, (_, _, since))| now - *since >= CLIENT_WAITER_TTL_MS)
                     .map(|(t, _)| *t)
                     .collect();
                 for t in expired {
-                    if let Some((w, _)) = self.client_waiters.remove(&t) {
-                        let _ = w.send(Err("ERR_TIMEOUT"));
+                    if let Some((w, ..)) = self.client_waiters.remove(&t) {
+                        w(Err("ERR_TIMEOUT"));
                     }
                 }
                 if now - self.last_flush_ms >= self.cfg.flush_interval_ms {
@@ -1014,12 +1058,45 @@ impl Owner {
         let gpid = self.gpid(core);
         while let Some(a) = queue.pop_front() {
             match a {
-                Action::AppendLog(mut m) => {
-                    let (d, b) = (m.decree, m.ballot);
-                    match self.log.append(&mut m, false) {
+                Action::AppendLog(m) => {
+                    // One write for every mutation proposed together: later appends are
+                    // taken along across the prepares sent between them.
+                    let mut batch = vec![m];
+                    while let Some(next) = queue.front() {
+                        match next {
+                            Action::AppendLog(_) => {
+                                if let Some(Action::AppendLog(m)) = queue.pop_front() {
+                                    batch.push(m);
+                                }
+                            }
+                            Action::SendPrepare { .. } => {
+                                if let Some(Action::SendPrepare {
+                                    to,
+                                    ballot,
+                                    receiver_status,
+                                    signature,
+                                    mutation,
+                                }) = queue.pop_front()
+                                {
+                                    self.transport.send_prepare(
+                                        gpid,
+                                        to,
+                                        ballot,
+                                        receiver_status,
+                                        signature,
+                                        mutation,
+                                    );
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                    match self.log.append_batch(&mut batch, false) {
                         Ok(()) => {
                             let mut more = Vec::new();
-                            core.on_log_appended(d, b, &mut more);
+                            for m in &batch {
+                                core.on_log_appended(m.decree, m.ballot, &mut more);
+                            }
                             queue.extend(more);
                         }
                         Err(e) => {
@@ -1031,17 +1108,31 @@ impl Owner {
                         }
                     }
                 }
-                Action::Apply { mutation, token } => {
-                    let resp = self.apply(&mutation);
-                    if let Some(t) = token {
-                        if let Some((w, _)) = self.client_waiters.remove(&t) {
-                            let _ = w.send(resp.ok_or("ERR_INVALID_DATA"));
+                Action::Apply { mutation, tokens } => {
+                    let waiters: Vec<Option<(ClientReply, WriteRequest, i64)>> = tokens
+                        .iter()
+                        .map(|t| self.client_waiters.remove(t))
+                        .collect();
+                    let decoded: Option<Vec<&WriteRequest>> = if waiters.is_empty() {
+                        None
+                    } else {
+                        waiters
+                            .iter()
+                            .map(|w| w.as_ref().map(|(_, r, _)| r))
+                            .collect()
+                    };
+                    let resps = self.apply(&mutation, decoded);
+                    let mut resps = resps.into_iter();
+                    for w in waiters {
+                        let resp = resps.next().flatten();
+                        if let Some((w, ..)) = w {
+                            w(resp.ok_or("ERR_INVALID_DATA"));
                         }
                     }
                 }
                 Action::RejectClient { token, error } => {
-                    if let Some((w, _)) = self.client_waiters.remove(&token) {
-                        let _ = w.send(Err(error));
+                    if let Some((w, ..)) = self.client_waiters.remove(&token) {
+                        w(Err(error));
                     }
                 }
                 Action::SendPrepare {
@@ -1246,38 +1337,76 @@ impl Owner {
         }
     }
 
-    /// Applies one committed mutation to storage; returns the client response of its update.
-    fn apply(&self, m: &Mutation) -> Option<WriteResponse> {
+    /// Applies one committed mutation to storage; returns the response of each of its
+    /// updates (None where an update could not be decoded). `decoded`: the requests as the
+    /// primary decoded them on arrival, one per update.
+    fn apply(
+        &self,
+        m: &Mutation,
+        decoded: Option<Vec<&WriteRequest>>,
+    ) -> Vec<Option<WriteResponse>> {
         let Some(app) = self.r.app() else {
             log::error!(
                 "{}: no database to apply decree {} to",
                 self.r.dir.display(),
                 m.decree
             );
-            return None;
+            return Vec::new();
         };
         let ts = m.timestamp.max(0) as u64;
-        let update = m.updates.first();
-        match update {
-            Some(u) if u.code != WRITE_EMPTY => match decode_update(u) {
-                Some(req) => Some(app.apply_write(m.decree, &req, ts)),
-                None => {
-                    log::error!(
-                        "{}.{}: undecodable {} at decree {}; applying as empty",
-                        app.app_id(),
-                        app.partition_index(),
-                        u.code,
-                        m.decree
-                    );
-                    let _ = app.db.apply(m.decree, &[], 0);
-                    None
-                }
-            },
+        if let Some(reqs) = decoded.filter(|r| r.len() == m.updates.len()) {
+            return app
+                .apply_writes(m.decree, &reqs, ts)
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+        let writes: Vec<&MutationUpdate> =
+            m.updates.iter().filter(|u| u.code != WRITE_EMPTY).collect();
+        if writes.is_empty() {
+            if let Err(e) = app.db.apply(m.decree, &[], 0) {
+                log::error!("empty write at {} failed: {e}", m.decree);
+            }
+            return m.updates.iter().map(|_| None).collect();
+        }
+        let reqs: Option<Vec<WriteRequest>> = writes.iter().map(|u| decode_update(u)).collect();
+        match reqs {
+            Some(reqs) if writes.len() == m.updates.len() => {
+                let refs: Vec<&WriteRequest> = reqs.iter().collect();
+                app.apply_writes(m.decree, &refs, ts)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
             _ => {
-                if let Err(e) = app.db.apply(m.decree, &[], 0) {
-                    log::error!("empty write at {} failed: {e}", m.decree);
+                // An update we cannot decode (or empty writes mixed with writes): apply what
+                // decodes, one by one, and keep the decree moving.
+                let mut out = Vec::with_capacity(m.updates.len());
+                let mut applied = false;
+                for u in &m.updates {
+                    match (u.code != WRITE_EMPTY).then(|| decode_update(u)).flatten() {
+                        Some(req) => {
+                            out.push(Some(app.apply_write(m.decree, &req, ts)));
+                            applied = true;
+                        }
+                        None => {
+                            if u.code != WRITE_EMPTY {
+                                log::error!(
+                                    "{}.{}: undecodable {} at decree {}; skipped",
+                                    app.app_id(),
+                                    app.partition_index(),
+                                    u.code,
+                                    m.decree
+                                );
+                            }
+                            out.push(None);
+                        }
+                    }
                 }
-                None
+                if !applied {
+                    let _ = app.db.apply(m.decree, &[], 0);
+                }
+                out
             }
         }
     }

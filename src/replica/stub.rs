@@ -29,7 +29,7 @@ use crate::idl::protocol;
 use crate::idl::rrdb;
 use crate::rpc::client::{decode_reply, RpcClient};
 use crate::rpc::frame::{ReplyValue, Request};
-use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply};
+use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply, ReplySink};
 use crate::storage::app::WriteResponse;
 
 use super::mutation::{self, Mutation, MutationUpdate};
@@ -938,88 +938,110 @@ impl ReplicaStub {
         true
     }
 
-    async fn handle_rrdb(self: Arc<Self>, req: Request) -> Option<Reply> {
+    /// A client request of the RRDB service, taken in arrival order: writes join the
+    /// partition's write queue, reads its read lane, so one connection's requests for one
+    /// partition run in the order sent.
+    fn dispatch_rrdb(self: &Arc<Self>, req: Request, sink: ReplySink) {
         let name = req.name.as_str();
         let Some(r) = self.replica(req.app_id, req.partition_index) else {
-            return (name != "RPC_RRDB_RRDB_CLEAR_SCANNER")
-                .then(|| Reply::err("ERR_OBJECT_NOT_FOUND"));
-        };
-        let Some(app) = r.app() else {
-            return (name != "RPC_RRDB_RRDB_CLEAR_SCANNER")
-                .then(|| Reply::err("ERR_INVALID_STATE"));
-        };
-        if name == "RPC_RRDB_RRDB_CLEAR_SCANNER" {
-            // Never answered, whatever happens.
-            if let Some(id) = arg_i64(&req) {
-                app.on_clear_scanner(id);
+            if name != "RPC_RRDB_RRDB_CLEAR_SCANNER" {
+                sink.send(Reply::err("ERR_OBJECT_NOT_FOUND"));
             }
-            return None;
+            return;
+        };
+        if is_write(name) {
+            self.client_write(&r, req, sink);
+        } else if is_read(name) {
+            let stub = self.clone();
+            let lane = r.clone();
+            r.read(Box::new(move || {
+                if let Some(reply) = stub.serve_read(&lane, &req) {
+                    sink.send(reply);
+                }
+            }));
+        } else {
+            sink.send(Reply::err("ERR_HANDLER_NOT_FOUND"));
         }
-        let readable =
-            (r.is_readable() && self.lease_valid()) || (req.is_backup_request && r.is_secondary());
-        let bad = || Some(Reply::err("ERR_INVALID_DATA"));
-        let read = match name {
-            "RPC_RRDB_RRDB_GET" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_get(&k))),
-            "RPC_RRDB_RRDB_TTL" => arg::<Blob>(&req).map(|k| Reply::of(&app.on_ttl(&k))),
-            "RPC_RRDB_RRDB_SORTKEY_COUNT" => {
-                arg::<Blob>(&req).map(|k| Reply::of(&app.on_sortkey_count(&k)))
-            }
-            "RPC_RRDB_RRDB_MULTI_GET" => {
-                arg::<rrdb::MultiGetRequest>(&req).map(|m| Reply::of(&app.on_multi_get(&m)))
-            }
-            "RPC_RRDB_RRDB_BATCH_GET" => {
-                arg::<rrdb::BatchGetRequest>(&req).map(|m| Reply::of(&app.on_batch_get(&m)))
-            }
-            "RPC_RRDB_RRDB_GET_SCANNER" => {
-                arg::<rrdb::GetScannerRequest>(&req).map(|m| Reply::of(&app.on_get_scanner(&m)))
-            }
-            "RPC_RRDB_RRDB_SCAN" => {
-                arg::<rrdb::ScanRequest>(&req).map(|m| Reply::of(&app.on_scan(&m)))
-            }
-            _ => {
-                // A write: check it decodes, then hand its raw body to 2PC.
-                if replica::decode_update(&MutationUpdate {
-                    code: req.name.clone(),
-                    serialization_type: 1,
-                    data: req.body.clone(),
-                })
-                .is_none()
-                {
-                    return Some(
-                        if name.ends_with("DUPLICATE") || name.ends_with("BULK_LOAD") {
-                            Reply::err("ERR_HANDLER_NOT_FOUND")
-                        } else if is_write(name) {
-                            Reply::err("ERR_INVALID_DATA")
-                        } else {
-                            Reply::err("ERR_HANDLER_NOT_FOUND")
-                        },
-                    );
-                }
-                if !r.is_primary() {
-                    return Some(Reply::err("ERR_INVALID_STATE"));
-                }
-                if req.body.len() > self.opts.max_allowed_write_size {
-                    return Some(Reply::err("ERR_INVALID_DATA"));
-                }
-                let update = MutationUpdate {
-                    code: req.name.clone(),
-                    serialization_type: 1,
-                    data: req.body,
-                };
-                return Some(match r.write(update).await {
+    }
+
+    /// A client write: decoded once here, then handed to the partition's write queue.
+    fn client_write(&self, r: &Replica, req: Request, sink: ReplySink) {
+        if req.body.len() > self.opts.max_allowed_write_size {
+            return sink.send(Reply::err("ERR_INVALID_DATA"));
+        }
+        let Some(request) = replica::decode_write(&req.name, &req.body) else {
+            return sink.send(Reply::err("ERR_INVALID_DATA"));
+        };
+        if !r.is_primary() {
+            return sink.send(Reply::err("ERR_INVALID_STATE"));
+        }
+        // Upstream's task codes: single puts and removes may share a mutation.
+        let allow_batch = matches!(
+            req.name.as_str(),
+            "RPC_RRDB_RRDB_PUT" | "RPC_RRDB_RRDB_REMOVE"
+        );
+        let update = MutationUpdate {
+            code: mutation::code_name(&req.name),
+            serialization_type: 1,
+            data: bytes::Bytes::from(req.body),
+        };
+        r.write(
+            update,
+            request,
+            allow_batch,
+            Box::new(move |result| {
+                sink.send(match result {
                     Ok(WriteResponse::Update(u)) => Reply::of(&u),
                     Ok(WriteResponse::MultiRemove(u)) => Reply::of(&u),
                     Ok(WriteResponse::Incr(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndSet(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndMutate(u)) => Reply::of(&u),
                     Err(e) => Reply::err(e),
-                });
-            }
+                })
+            }),
+        );
+    }
+
+    /// Serves a client read on the partition's read lane; `None` for CLEAR_SCANNER, which is
+    /// never answered.
+    fn serve_read(&self, r: &Replica, req: &Request) -> Option<Reply> {
+        let name = req.name.as_str();
+        let Some(app) = r.app() else {
+            return (name != "RPC_RRDB_RRDB_CLEAR_SCANNER")
+                .then(|| Reply::err("ERR_INVALID_STATE"));
         };
+        if name == "RPC_RRDB_RRDB_CLEAR_SCANNER" {
+            if let Some(id) = arg_i64(req) {
+                app.on_clear_scanner(id);
+            }
+            return None;
+        }
+        let readable =
+            (r.is_readable() && self.lease_valid()) || (req.is_backup_request && r.is_secondary());
         if !readable {
             return Some(Reply::err("ERR_INVALID_STATE"));
         }
-        read.or_else(bad)
+        let read = match name {
+            "RPC_RRDB_RRDB_GET" => arg::<Blob>(req).map(|k| Reply::of(&app.on_get(&k))),
+            "RPC_RRDB_RRDB_TTL" => arg::<Blob>(req).map(|k| Reply::of(&app.on_ttl(&k))),
+            "RPC_RRDB_RRDB_SORTKEY_COUNT" => {
+                arg::<Blob>(req).map(|k| Reply::of(&app.on_sortkey_count(&k)))
+            }
+            "RPC_RRDB_RRDB_MULTI_GET" => {
+                arg::<rrdb::MultiGetRequest>(req).map(|m| Reply::of(&app.on_multi_get(&m)))
+            }
+            "RPC_RRDB_RRDB_BATCH_GET" => {
+                arg::<rrdb::BatchGetRequest>(req).map(|m| Reply::of(&app.on_batch_get(&m)))
+            }
+            "RPC_RRDB_RRDB_GET_SCANNER" => {
+                arg::<rrdb::GetScannerRequest>(req).map(|m| Reply::of(&app.on_get_scanner(&m)))
+            }
+            "RPC_RRDB_RRDB_SCAN" => {
+                arg::<rrdb::ScanRequest>(req).map(|m| Reply::of(&app.on_scan(&m)))
+            }
+            _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
+        };
+        Some(read.unwrap_or_else(|| Reply::err("ERR_INVALID_DATA")))
     }
 
     /// RPC_PREPARE; `None` (no reply, as upstream) when the replica never answers it.
@@ -1342,6 +1364,20 @@ impl ReplicaStub {
     }
 }
 
+fn is_read(name: &str) -> bool {
+    matches!(
+        name,
+        "RPC_RRDB_RRDB_GET"
+            | "RPC_RRDB_RRDB_TTL"
+            | "RPC_RRDB_RRDB_SORTKEY_COUNT"
+            | "RPC_RRDB_RRDB_MULTI_GET"
+            | "RPC_RRDB_RRDB_BATCH_GET"
+            | "RPC_RRDB_RRDB_GET_SCANNER"
+            | "RPC_RRDB_RRDB_SCAN"
+            | "RPC_RRDB_RRDB_CLEAR_SCANNER"
+    )
+}
+
 fn is_write(name: &str) -> bool {
     matches!(
         name,
@@ -1356,10 +1392,23 @@ fn is_write(name: &str) -> bool {
 }
 
 impl Handler for ReplicaStub {
+    fn dispatch(self: &Arc<Self>, req: Request, sink: ReplySink) {
+        if req.name.starts_with("RPC_RRDB_RRDB_") {
+            return self.dispatch_rrdb(req, sink);
+        }
+        let h = self.clone();
+        tokio::spawn(async move {
+            if let Some(reply) = h.handle(req).await {
+                sink.send(reply);
+            }
+        });
+    }
+
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>> {
         Box::pin(async move {
             if req.name.starts_with("RPC_RRDB_RRDB_") {
-                return self.handle_rrdb(req).await;
+                // Client requests are taken by `dispatch`, in order.
+                return Some(Reply::err("ERR_HANDLER_NOT_FOUND"));
             }
             match req.name.as_str() {
                 "RPC_PREPARE" => self.on_prepare(&req).await,

@@ -1,16 +1,20 @@
 //! The listening side: one TCP port per process; each connection is bound to THFT, RDSN or
-//! HTTP by its first four bytes, requests are dispatched concurrently and replies written back
-//! in completion order, matched by the client through their sequence ids.
+//! HTTP by its first four bytes. Requests are handed to the server's handler in arrival order
+//! (which keeps a partition's requests in order), each with a reply sink; replies are written
+//! back in completion order, matched by the client through their sequence ids. A connection
+//! has a bounded budget of requests (and bytes) in flight: past it, it is not read until
+//! replies go out, so a client that never reads its replies cannot grow the server's memory.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::frame::{self, Parsed, Protocol, ReplyValue, Request};
 
@@ -45,12 +49,71 @@ pub struct HttpReply {
     pub location: Option<String>,
 }
 
+/// Where the reply to one request goes: the connection it came on. It holds the request's
+/// share of the connection's in-flight budget until the reply is written (or, for a request
+/// never answered, until the sink is dropped).
+pub struct ReplySink {
+    header: Request,
+    self_address: u64,
+    tx: mpsc::Sender<Outgoing>,
+    budget: Budget,
+}
+
+/// A request's share of its connection's in-flight limits.
+struct Budget {
+    _count: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// An encoded reply on its way to the socket, with the budget it frees once written.
+struct Outgoing {
+    bytes: Vec<u8>,
+    _budget: Budget,
+}
+
+impl ReplySink {
+    /// Encodes and queues the reply; dropped silently when the connection is gone.
+    pub fn send(self, reply: Reply) {
+        let bytes = frame::encode_reply(
+            &self.header,
+            reply.error,
+            reply.value.as_ref(),
+            self.self_address,
+        );
+        // Never full: every queued reply holds one of the connection's count permits, and
+        // the channel has room for all of them.
+        let _ = self.tx.try_send(Outgoing {
+            bytes,
+            _budget: self.budget,
+        });
+    }
+
+    /// The request's task-code name.
+    pub fn name(&self) -> &str {
+        &self.header.name
+    }
+}
+
 /// The role-specific request handler of a server.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request; `None` means the request gets no reply at all.
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>>;
     /// Answers an HTTP GET of `path` (with query string).
     fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply>;
+    /// Takes one request off its connection, in arrival order: whatever must keep that order
+    /// (a partition's reads and writes) is queued before this returns. By default the
+    /// request runs as a task of its own.
+    fn dispatch(self: &Arc<Self>, req: Request, sink: ReplySink)
+    where
+        Self: Sized,
+    {
+        let h = self.clone();
+        tokio::spawn(async move {
+            if let Some(reply) = h.handle(req).await {
+                sink.send(reply);
+            }
+        });
+    }
 }
 
 /// Limits and identity of a server.
@@ -59,6 +122,17 @@ pub struct ServerOptions {
     pub max_frame_bytes: usize,
     /// This server's rpc_address, put into RDSN reply headers.
     pub self_address: u64,
+    /// Requests of one connection taken in but not answered yet; past it the connection is
+    /// not read until replies go out (TCP backpressure on the client).
+    pub max_in_flight: usize,
+    /// Bytes of those requests, likewise.
+    pub max_in_flight_bytes: usize,
+    /// A connection that completes no request for this long while none of its requests is
+    /// in flight is closed (idle clients reconnect on their next request).
+    pub idle_timeout: Duration,
+    /// A request whose first bytes came this long ago and that is still incomplete closes
+    /// its connection (a peer trickling bytes cannot hold it open).
+    pub frame_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +140,10 @@ impl Default for ServerOptions {
         ServerOptions {
             max_frame_bytes: 64 << 20,
             self_address: 0,
+            max_in_flight: 4096,
+            max_in_flight_bytes: 64 << 20,
+            idle_timeout: Duration::from_secs(600),
+            frame_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -87,11 +165,14 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: Ser
             }
             Err(e) => {
                 warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
+
+/// Budget units of the byte limit (KiB, so any frame size fits a u32 permit count).
+const BYTE_UNIT: usize = 1024;
 
 async fn serve_connection<H: Handler>(
     mut stream: TcpStream,
@@ -100,7 +181,12 @@ async fn serve_connection<H: Handler>(
     opts: Arc<ServerOptions>,
 ) -> std::io::Result<()> {
     let mut first = [0u8; 4];
-    stream.read_exact(&mut first).await?;
+    match tokio::time::timeout(opts.idle_timeout, stream.read_exact(&mut first)).await {
+        Ok(r) => {
+            r?;
+        }
+        Err(_) => return Ok(()),
+    }
     let protocol = match frame::detect(&first) {
         Some(p) => p,
         None => {
@@ -112,44 +198,75 @@ async fn serve_connection<H: Handler>(
         return serve_http(stream, first, handler).await;
     }
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let max_in_flight = opts.max_in_flight.max(1);
+    let byte_units = (opts.max_in_flight_bytes / BYTE_UNIT).clamp(1, u32::MAX as usize >> 4);
+    let count = Arc::new(Semaphore::new(max_in_flight));
+    let bytes_budget = Arc::new(Semaphore::new(byte_units));
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(max_in_flight);
     let writer = tokio::spawn(async move {
-        while let Some(buf) = rx.recv().await {
-            if wr.write_all(&buf).await.is_err() {
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut done: Vec<Outgoing> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            out.clear();
+            out.extend_from_slice(&first.bytes);
+            done.push(first);
+            // Everything already queued goes out with the same write.
+            while out.len() < 256 * 1024 {
+                match rx.try_recv() {
+                    Ok(more) => {
+                        out.extend_from_slice(&more.bytes);
+                        done.push(more);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&out).await.is_err() {
                 break;
+            }
+            done.clear();
+            if out.capacity() > 1 << 20 {
+                out = Vec::with_capacity(64 * 1024);
             }
         }
     });
     let mut buf: Vec<u8> = first.to_vec();
+    let mut pos = 0usize;
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut last_request = Instant::now();
+    let mut partial_since: Option<Instant> = None;
     'conn: loop {
         loop {
-            match frame::parse(protocol, &buf, opts.max_frame_bytes) {
+            match frame::parse(protocol, &buf[pos..], opts.max_frame_bytes) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Frame(req, used)) => {
-                    buf.drain(..used);
-                    let h = handler.clone();
-                    let tx = tx.clone();
-                    let self_addr = opts.self_address;
-                    tokio::spawn(async move {
-                        let mut req = *req;
-                        let body = std::mem::take(&mut req.body);
-                        let header = req.clone();
-                        req.body = body;
-                        if let Some(reply) = h.handle(req).await {
-                            let bytes = frame::encode_reply(
-                                &header,
-                                reply.error,
-                                reply.value.as_ref(),
-                                self_addr,
-                            );
-                            let _ = tx.send(bytes);
-                        }
-                    });
+                    pos += used;
+                    last_request = Instant::now();
+                    partial_since = None;
+                    let units = (used / BYTE_UNIT + 1).min(byte_units) as u32;
+                    let Ok(c) = count.clone().acquire_owned().await else {
+                        break 'conn;
+                    };
+                    let Ok(b) = bytes_budget.clone().acquire_many_owned(units).await else {
+                        break 'conn;
+                    };
+                    let mut req = *req;
+                    let body = std::mem::take(&mut req.body);
+                    let header = req.clone();
+                    req.body = body;
+                    let sink = ReplySink {
+                        header,
+                        self_address: opts.self_address,
+                        tx: tx.clone(),
+                        budget: Budget {
+                            _count: c,
+                            _bytes: b,
+                        },
+                    };
+                    handler.dispatch(req, sink);
                 }
                 Ok(Parsed::Reply(_, used)) => {
                     // Replies are only expected on client connections; drop it.
-                    buf.drain(..used);
+                    pos += used;
                 }
                 Err(e) => {
                     warn!("closing connection from {peer}: {e}");
@@ -157,7 +274,40 @@ async fn serve_connection<H: Handler>(
                 }
             }
         }
-        let n = rd.read(&mut chunk).await?;
+        // Keep the unparsed tail at the front of the buffer.
+        if pos > 0 {
+            buf.drain(..pos);
+            pos = 0;
+        }
+        if buf.is_empty() {
+            partial_since = None;
+            if buf.capacity() > 4 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+        } else if partial_since.is_none() {
+            partial_since = Some(Instant::now());
+        }
+        let wait = match partial_since {
+            Some(t) => opts.frame_timeout.saturating_sub(t.elapsed()),
+            None => opts.idle_timeout.saturating_sub(last_request.elapsed()),
+        };
+        let n = match tokio::time::timeout(wait, rd.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let busy = count.available_permits() < max_in_flight;
+                if partial_since.is_some() {
+                    info!("closing connection from {peer}: a request incomplete for too long");
+                    break;
+                }
+                if busy {
+                    // Requests still in flight: not idle.
+                    last_request = Instant::now();
+                    continue;
+                }
+                info!("closing idle connection from {peer}");
+                break;
+            }
+        };
         if n == 0 {
             break;
         }

@@ -20,14 +20,18 @@ pub enum Bug {
     ReadWithoutLease,
     /// A new primary serves reads before committing what it re-proposed on taking over.
     ReadBeforeReconcile,
+    /// A batch of client writes is acknowledged before every write in it is prepared on
+    /// every member.
+    AckBatchEarly,
 }
 
 impl Bug {
-    pub const ALL: [(&'static str, Bug); 4] = [
+    pub const ALL: [(&'static str, Bug); 5] = [
         ("ack-before-prepare", Bug::AckBeforePrepare),
         ("skip-reconciliation", Bug::SkipReconciliation),
         ("read-without-lease", Bug::ReadWithoutLease),
         ("read-before-reconcile", Bug::ReadBeforeReconcile),
+        ("ack-batch-early", Bug::AckBatchEarly),
     ];
 
     pub fn parse(s: &str) -> Option<Bug> {

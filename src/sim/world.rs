@@ -424,6 +424,8 @@ pub struct World {
     pub log: Option<Vec<String>>,
     /// Verbose mode: the last (status, ballot, committed, prepared) noted per replica.
     seen_status: BTreeMap<(NodeId, i32), (String, i64, i64, i64)>,
+    /// Client writes committed in mutations of more than one write.
+    batched_writes: u64,
 }
 
 impl World {
@@ -431,7 +433,7 @@ impl World {
         let mut rng = Rng::new(opts.seed);
         let n_servers = rng.range(3, 5) as usize;
         let partitions = rng.range(1, 2) as i32;
-        let n_clients = rng.range(2, 4) as usize;
+        let n_clients = rng.range(3, 8) as usize;
         let keys = rng.range(2, 4) as u8;
         let timing = if rng.chance(500) {
             // The onebox profile.
@@ -455,11 +457,15 @@ impl World {
         let inject = match opts.bug {
             Some(Bug::AckBeforePrepare) => Inject::AckBeforePrepare,
             Some(Bug::SkipReconciliation) => Inject::SkipReconciliation,
+            Some(Bug::AckBatchEarly) => Inject::AckBatchEarly,
             _ => Inject::None,
         };
         let pacifica = pacifica::Options {
             mutation_2pc_min_replica_count: 2,
             cache_max_mutations: rng.range(3, 60) as usize,
+            // Few mutations in 2PC at once, so client writes wait in the write queue and
+            // are batched (with upstream's 20 and a handful of clients they never would).
+            staleness_for_commit: rng.range(1, 3),
             group_check_interval_ms: rng.range(2000, 20_000),
             inject,
             ..pacifica::Options::default()
@@ -539,6 +545,7 @@ impl World {
             trace: Fnv::default(),
             log: None,
             seen_status: BTreeMap::new(),
+            batched_writes: 0,
         };
         if w.opts.verbose {
             w.log = Some(Vec::new());
@@ -1583,10 +1590,10 @@ impl World {
                 let update = MutationUpdate {
                     code: PUT.into(),
                     serialization_type: 1,
-                    data: encode_put(key, value),
+                    data: encode_put(key, value).into(),
                 };
                 let mut out = Vec::new();
-                r.core.on_client_write(t, update, now_us, &mut out);
+                r.core.on_client_write(t, update, true, now_us, &mut out);
                 self.perform(id, pidx, out);
             }
             Msg::Read { call, pidx, key } => {
@@ -1761,7 +1768,7 @@ impl World {
                     r.core.on_log_appended(d, b, &mut more);
                     q.extend(more);
                 }
-                Action::Apply { mutation, token } => {
+                Action::Apply { mutation, tokens } => {
                     if mutation.decree != r.app.decree + 1 {
                         let msg = format!(
                             "{} partition {pidx} applied decree {} on top of {}",
@@ -1782,10 +1789,16 @@ impl World {
                             }
                         }
                     }
-                    let waiter = token.and_then(|t| r.client_waiters.remove(&t));
+                    let waiters: Vec<_> = tokens
+                        .iter()
+                        .filter_map(|t| r.client_waiters.remove(t))
+                        .collect();
+                    if tokens.len() > 1 {
+                        self.batched_writes += tokens.len() as u64;
+                    }
                     self.checker
                         .on_apply(id, pidx, mutation.decree, h, &mutation);
-                    if let Some((client, call)) = waiter {
+                    for (client, call) in waiters {
                         self.send(id, client, Msg::WriteReply { call, err: None });
                     }
                 }
@@ -2164,9 +2177,11 @@ impl World {
 
     pub fn stats(&self) -> String {
         format!(
-            "steps {} acked writes {} reads {} unknown writes {} failed ops {} committed {:?}",
+            "steps {} acked writes {} (batched {}) reads {} unknown writes {} failed ops {} \
+             committed {:?}",
             self.step,
             self.checker.acked_writes,
+            self.batched_writes,
             self.checker.ok_reads,
             self.checker.unknown_writes,
             self.checker.failed_ops,

@@ -280,6 +280,53 @@ impl PartitionApp {
         }
     }
 
+    /// Applies the writes of one decree. Single puts and removes (what a primary batches
+    /// into one mutation) go into one RocksDB batch with the decree, as upstream's batched
+    /// write path does; any other mix is applied one write at a time at the same decree.
+    pub fn apply_writes(
+        &self,
+        decree: i64,
+        reqs: &[&WriteRequest],
+        timestamp_us: u64,
+    ) -> Vec<WriteResponse> {
+        let one_by_one = || {
+            reqs.iter()
+                .map(|r| self.apply_write(decree, r, timestamp_us))
+                .collect()
+        };
+        if reqs.len() <= 1 {
+            return one_by_one();
+        }
+        let timetag = value_schema::timetag(timestamp_us, self.cluster_id, false);
+        let mut ops = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            ops.push(match r {
+                WriteRequest::Put(u) => self.put_op(
+                    bytes(&u.key).to_vec(),
+                    bytes(&u.value),
+                    u.expire_ts_seconds.unwrap_or(0),
+                    timetag,
+                ),
+                WriteRequest::Remove(key) => WriteOp::Delete { key: key.0.clone() },
+                _ => return one_by_one(),
+            });
+        }
+        let code = match self.db.apply(decree, &ops, timetag) {
+            Ok(()) => rs::OK,
+            Err(e) => {
+                log::error!(
+                    "{}.{}: batched write at decree {decree} failed: {e}",
+                    self.app_id,
+                    self.partition_index
+                );
+                e.code
+            }
+        };
+        reqs.iter()
+            .map(|_| WriteResponse::Update(self.update_response(decree, code)))
+            .collect()
+    }
+
     fn error_write_response(&self, decree: i64, req: &WriteRequest, code: i32) -> WriteResponse {
         match req {
             WriteRequest::Put(_) | WriteRequest::MultiPut(_) | WriteRequest::Remove(_) => {
