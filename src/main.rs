@@ -261,6 +261,7 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
     log::info!("meta server listening on {ip}:{port}");
     let opts = rpc::server::ServerOptions {
         self_address: self_addr.0,
+        conn_threshold_per_ip: cfg.u64("network", "conn_threshold_per_ip", 0).map_err(c)? as usize,
         ..Default::default()
     };
     tokio::select! {
@@ -393,6 +394,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     stub.start_meta_tasks();
     let sopts = rpc::server::ServerOptions {
         self_address: stub.self_address().0,
+        conn_threshold_per_ip: cfg.u64("network", "conn_threshold_per_ip", 0).map_err(c)? as usize,
         ..Default::default()
     };
     tokio::select! {

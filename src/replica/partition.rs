@@ -36,7 +36,7 @@ pub enum Input {
         receiver_status: Status,
         signature: i64,
         mutation: Mutation,
-        reply: oneshot::Sender<PrepareOutcome>,
+        reply: PrepareReply,
     },
     PrepareAck {
         from: Node,
@@ -120,6 +120,10 @@ pub enum Input {
 
 /// The answer to a prepare: (error, our ballot, decree, our committed decree).
 pub type PrepareOutcome = (AckError, i64, i64, i64);
+
+/// Where a prepare's answer goes (called at most once; dropped unanswered when the replica
+/// never answers the prepare).
+pub type PrepareReply = Box<dyn FnOnce(PrepareOutcome) + Send>;
 
 /// A member's answer to a group check: (ok, committed decree, learning succeeded, signature).
 pub type GroupCheckOutcome = (bool, i64, bool, i64);
@@ -495,7 +499,7 @@ struct Owner {
     /// is, not decoded again) and when it arrived (ms).
     client_waiters: HashMap<u64, (ClientReply, WriteRequest, i64)>,
     /// Prepares to answer, with when they arrived (ms).
-    prepare_waiters: HashMap<u64, (oneshot::Sender<PrepareOutcome>, i64)>,
+    prepare_waiters: HashMap<u64, (PrepareReply, i64)>,
     /// Learn requests being answered: the waiter and the learner's first wanted decree.
     learn_waiters: HashMap<u64, (oneshot::Sender<LearnAnswer>, i64)>,
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
@@ -512,6 +516,18 @@ struct Owner {
 /// How long a checkpoint made for a learner is kept (upstream's default
 /// `checkpoint_reserve_time_seconds`), so a slow copy of it is not cut short.
 const CHECKPOINT_RESERVE: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Hot-path inputs handled together before their actions are performed.
+const MAX_INPUTS_PER_ROUND: usize = 256;
+
+/// Inputs whose actions may wait until the inputs queued after them are handled: they only
+/// feed the machine (client writes, prepares, acks).
+fn is_hot(i: &Input) -> bool {
+    matches!(
+        i,
+        Input::ClientWrite { .. } | Input::Prepare { .. } | Input::PrepareAck { .. }
+    )
+}
 
 /// Far longer than any client's write timeout.
 const CLIENT_WAITER_TTL_MS: i64 = 60_000;
@@ -535,13 +551,34 @@ impl Owner {
 
     async fn run(mut self, mut core: Core, mut rx: mpsc::UnboundedReceiver<Input>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let mut carry: Option<Input> = None;
         loop {
-            let input = tokio::select! {
-                i = rx.recv() => match i { Some(i) => i, None => break },
-                _ = tick.tick() => Input::Tick,
+            let input = match carry.take() {
+                Some(i) => i,
+                None => tokio::select! {
+                    i = rx.recv() => match i { Some(i) => i, None => break },
+                    _ = tick.tick() => Input::Tick,
+                },
             };
             let mut out = Vec::new();
+            let hot = is_hot(&input);
             self.handle(&mut core, input, &mut out).await;
+            // Client writes, prepares and acks already queued are taken together, so what
+            // they cause is performed at once: one plog write for all their appends.
+            if hot {
+                for _ in 0..MAX_INPUTS_PER_ROUND {
+                    match rx.try_recv() {
+                        Ok(next) if is_hot(&next) => {
+                            self.handle(&mut core, next, &mut out).await;
+                        }
+                        Ok(next) => {
+                            carry = Some(next);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
             self.perform(&mut core, out);
             let code = match core.status {
                 Status::Primary if core.is_serving_writes() => STATUS_PRIMARY,
@@ -1155,7 +1192,7 @@ impl Owner {
                     decree,
                 } => {
                     if let Some((w, _)) = self.prepare_waiters.remove(&token) {
-                        let _ = w.send((error, core.ballot(), decree, core.last_committed));
+                        w((error, core.ballot(), decree, core.last_committed));
                     }
                 }
                 Action::ProposeToMeta { kind, node, new } => self.transport.propose(

@@ -1044,12 +1044,13 @@ impl ReplicaStub {
         Some(read.unwrap_or_else(|| Reply::err("ERR_INVALID_DATA")))
     }
 
-    /// RPC_PREPARE; `None` (no reply, as upstream) when the replica never answers it.
-    async fn on_prepare(&self, req: &Request) -> Option<Reply> {
+    /// RPC_PREPARE, taken in arrival order; no reply (as upstream) when the replica never
+    /// answers it.
+    fn on_prepare(&self, req: &Request, sink: ReplySink) {
         let Some((gpid, cfg, m)) = parse_prepare(&req.body) else {
-            return Some(Reply::err("ERR_INVALID_DATA"));
+            return sink.send(Reply::err("ERR_INVALID_DATA"));
         };
-        let ack = |err: ErrorCode, ballot: i64, decree: i64, committed: i64| PrepareAck {
+        let ack = move |err: ErrorCode, ballot: i64, decree: i64, committed: i64| PrepareAck {
             pid: Some(gpid),
             err: Some(err),
             ballot: Some(ballot),
@@ -1060,30 +1061,27 @@ impl ReplicaStub {
             response_timestamp: None,
         };
         let Some(r) = self.replica(gpid.app_id, gpid.partition_index) else {
-            return Some(Reply::of(&ack(ErrorCode::OBJECT_NOT_FOUND, 0, m.decree, 0)));
+            return sink.send(Reply::of(&ack(ErrorCode::OBJECT_NOT_FOUND, 0, m.decree, 0)));
         };
         let status = if cfg.status == Some(PartitionStatus::PS_POTENTIAL_SECONDARY) {
             Status::PotentialSecondary
         } else {
             Status::Secondary
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
         r.send(Input::Prepare {
             from: cfg.primary.map(|a| a.0).unwrap_or(0),
             receiver_status: status,
             signature: cfg.learner_signature.unwrap_or(0),
             mutation: m,
-            reply: tx,
+            reply: Box::new(move |(e, ballot, d, committed)| {
+                let err = match e {
+                    AckError::Ok => ErrorCode::OK,
+                    AckError::TryAgain => ErrorCode::TRY_AGAIN,
+                    AckError::Failed => ErrorCode::INVALID_STATE,
+                };
+                sink.send(Reply::of(&ack(err, ballot, d, committed)));
+            }),
         });
-        // A prepare the replica drops (stale ballot, released waiter) gets no answer; the
-        // sender times out.
-        let (e, ballot, d, committed) = rx.await.ok()?;
-        let err = match e {
-            AckError::Ok => ErrorCode::OK,
-            AckError::TryAgain => ErrorCode::TRY_AGAIN,
-            AckError::Failed => ErrorCode::INVALID_STATE,
-        };
-        Some(Reply::of(&ack(err, ballot, d, committed)))
     }
 
     async fn on_proposal(&self, req: &Request) {
@@ -1396,6 +1394,9 @@ impl Handler for ReplicaStub {
         if req.name.starts_with("RPC_RRDB_RRDB_") {
             return self.dispatch_rrdb(req, sink);
         }
+        if req.name == "RPC_PREPARE" {
+            return self.on_prepare(&req, sink);
+        }
         let h = self.clone();
         tokio::spawn(async move {
             if let Some(reply) = h.handle(req).await {
@@ -1411,7 +1412,7 @@ impl Handler for ReplicaStub {
                 return Some(Reply::err("ERR_HANDLER_NOT_FOUND"));
             }
             match req.name.as_str() {
-                "RPC_PREPARE" => self.on_prepare(&req).await,
+                "RPC_PREPARE" => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
                 "RPC_CONFIG_PROPOSAL" => {
                     self.on_proposal(&req).await;
                     None

@@ -88,9 +88,22 @@ impl RpcClient {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         tokio::spawn(async move {
+            let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
             while let Some(b) = rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
+                // Requests queued meanwhile go out with the same write.
+                out.clear();
+                out.extend_from_slice(&b);
+                while out.len() < 256 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => out.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&out).await.is_err() {
                     break;
+                }
+                if out.capacity() > 1 << 20 {
+                    out = Vec::with_capacity(64 * 1024);
                 }
             }
         });
@@ -101,22 +114,24 @@ impl RpcClient {
             let mut buf = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
             'outer: loop {
+                let mut pos = 0;
                 loop {
-                    match frame::parse(Protocol::Rdsn, &buf, 64 << 20) {
+                    match frame::parse(Protocol::Rdsn, &buf[pos..], 64 << 20) {
                         Ok(Parsed::Incomplete) => break,
                         Ok(Parsed::Reply(r, used)) => {
-                            buf.drain(..used);
+                            pos += used;
                             let waiter = p.lock().ok().and_then(|mut m| m.remove(&r.id));
                             if let Some(w) = waiter {
                                 let _ = w.send(r);
                             }
                         }
                         Ok(Parsed::Frame(_, used)) => {
-                            buf.drain(..used);
+                            pos += used;
                         }
                         Err(_) => break 'outer,
                     }
                 }
+                buf.drain(..pos);
                 match rd.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),

@@ -127,12 +127,17 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// Bytes of those requests, likewise.
     pub max_in_flight_bytes: usize,
-    /// A connection that completes no request for this long while none of its requests is
-    /// in flight is closed (idle clients reconnect on their next request).
+    /// A connection that has not completed its first request after this long is closed.
+    /// Connections that did are kept however long they idle, as upstream does: clients keep
+    /// their sessions open, and the Python client times out the next request on a session
+    /// the server closed.
     pub idle_timeout: Duration,
     /// A request whose first bytes came this long ago and that is still incomplete closes
     /// its connection (a peer trickling bytes cannot hold it open).
     pub frame_timeout: Duration,
+    /// `[network] conn_threshold_per_ip`: connections accepted from one IP address at once
+    /// (0: no limit).
+    pub conn_threshold_per_ip: usize,
 }
 
 impl Default for ServerOptions {
@@ -142,8 +147,9 @@ impl Default for ServerOptions {
             self_address: 0,
             max_in_flight: 4096,
             max_in_flight_bytes: 64 << 20,
-            idle_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(60),
             frame_timeout: Duration::from_secs(60),
+            conn_threshold_per_ip: 0,
         }
     }
 }
@@ -151,15 +157,41 @@ impl Default for ServerOptions {
 /// Accepts connections forever.
 pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, opts: ServerOptions) {
     let opts = Arc::new(opts);
+    let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let ip = peer.ip();
+                if opts.conn_threshold_per_ip > 0 {
+                    let Ok(mut m) = per_ip.lock() else { continue };
+                    let n = m.entry(ip).or_default();
+                    if *n >= opts.conn_threshold_per_ip {
+                        warn!(
+                            "refusing a connection from {peer}: {n} connections from {ip} \
+                             (conn_threshold_per_ip)"
+                        );
+                        continue;
+                    }
+                    *n += 1;
+                }
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
                 let o = opts.clone();
+                let counts = per_ip.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(stream, peer, h, o).await {
+                    if let Err(e) = serve_connection(stream, peer, h, o.clone()).await {
                         info!("connection from {peer} closed: {e}");
+                    }
+                    if o.conn_threshold_per_ip > 0 {
+                        if let Ok(mut m) = counts.lock() {
+                            if let Some(n) = m.get_mut(&ip) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    m.remove(&ip);
+                                }
+                            }
+                        }
                     }
                 });
             }
@@ -232,7 +264,8 @@ async fn serve_connection<H: Handler>(
     let mut buf: Vec<u8> = first.to_vec();
     let mut pos = 0usize;
     let mut chunk = vec![0u8; 64 * 1024];
-    let mut last_request = Instant::now();
+    let started = Instant::now();
+    let mut served_one = false;
     let mut partial_since: Option<Instant> = None;
     'conn: loop {
         loop {
@@ -240,7 +273,7 @@ async fn serve_connection<H: Handler>(
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Frame(req, used)) => {
                     pos += used;
-                    last_request = Instant::now();
+                    served_one = true;
                     partial_since = None;
                     let units = (used / BYTE_UNIT + 1).min(byte_units) as u32;
                     let Ok(c) = count.clone().acquire_owned().await else {
@@ -288,23 +321,22 @@ async fn serve_connection<H: Handler>(
             partial_since = Some(Instant::now());
         }
         let wait = match partial_since {
-            Some(t) => opts.frame_timeout.saturating_sub(t.elapsed()),
-            None => opts.idle_timeout.saturating_sub(last_request.elapsed()),
+            Some(t) => Some(opts.frame_timeout.saturating_sub(t.elapsed())),
+            None if !served_one => Some(opts.idle_timeout.saturating_sub(started.elapsed())),
+            None => None,
         };
-        let n = match tokio::time::timeout(wait, rd.read(&mut chunk)).await {
+        let read = match wait {
+            Some(w) => tokio::time::timeout(w, rd.read(&mut chunk)).await,
+            None => Ok(rd.read(&mut chunk).await),
+        };
+        let n = match read {
             Ok(r) => r?,
             Err(_) => {
-                let busy = count.available_permits() < max_in_flight;
                 if partial_since.is_some() {
                     info!("closing connection from {peer}: a request incomplete for too long");
-                    break;
+                } else {
+                    info!("closing connection from {peer}: no request since it was opened");
                 }
-                if busy {
-                    // Requests still in flight: not idle.
-                    last_request = Instant::now();
-                    continue;
-                }
-                info!("closing idle connection from {peer}");
                 break;
             }
         };
@@ -405,4 +437,143 @@ pub fn arg_i64(req: &Request) -> Option<i64> {
         crate::idl::protocol::read_arg_with(p, |p| p.read_i64())
     })
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Answers nothing until released; counts the requests it was handed.
+    struct Stalling {
+        seen: AtomicUsize,
+        release: tokio::sync::Notify,
+    }
+
+    impl Handler for Stalling {
+        fn handle(self: Arc<Self>, _req: Request) -> BoxFuture<Option<Reply>> {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                self.release.notified().await;
+                Some(Reply::err("ERR_OK"))
+            })
+        }
+
+        fn http(self: Arc<Self>, _path: String) -> BoxFuture<HttpReply> {
+            Box::pin(async {
+                HttpReply {
+                    status: 404,
+                    content_type: "text/plain",
+                    body: String::new(),
+                    location: None,
+                }
+            })
+        }
+    }
+
+    async fn start(opts: ServerOptions) -> (SocketAddr, Arc<Stalling>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let h = Arc::new(Stalling {
+            seen: AtomicUsize::new(0),
+            release: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(serve(listener, h.clone(), opts));
+        (addr, h)
+    }
+
+    fn request(id: u64) -> Vec<u8> {
+        frame::encode_rdsn_request_body(id, "RPC_TEST", 1, 0, 0, 1000, b"")
+    }
+
+    /// Past its in-flight budget a connection is not read: the handler sees exactly the
+    /// budget, however many requests were sent, until replies free it.
+    #[tokio::test]
+    async fn a_connection_takes_no_more_than_its_budget_in_flight() {
+        let (addr, h) = start(ServerOptions {
+            max_in_flight: 8,
+            ..ServerOptions::default()
+        })
+        .await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let mut all = Vec::new();
+        for id in 0..100 {
+            all.extend_from_slice(&request(id));
+        }
+        s.write_all(&all).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(h.seen.load(Ordering::SeqCst), 8);
+        // Each released request frees one place for the next.
+        for _ in 0..50 {
+            h.release.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if h.seen.load(Ordering::SeqCst) == 100 {
+                break;
+            }
+        }
+        assert_eq!(h.seen.load(Ordering::SeqCst), 100);
+    }
+
+    /// A peer that trickles bytes of a request never completed is cut off.
+    #[tokio::test]
+    async fn an_incomplete_request_times_out() {
+        let (addr, h) = start(ServerOptions {
+            frame_timeout: Duration::from_millis(300),
+            ..ServerOptions::default()
+        })
+        .await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let req = request(1);
+        let mut closed = false;
+        for b in &req[..40] {
+            if s.write_all(&[*b]).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !closed {
+            let mut buf = [0u8; 16];
+            let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+                .await
+                .expect("the server closes the connection");
+            closed = matches!(n, Ok(0) | Err(_));
+        }
+        assert!(closed);
+        assert_eq!(h.seen.load(Ordering::SeqCst), 0);
+    }
+
+    /// A connection that sends no request is closed after the idle timeout; one that was
+    /// served stays open however long it idles.
+    #[tokio::test]
+    async fn only_a_connection_that_never_sent_a_request_is_closed_when_idle() {
+        let (addr, h) = start(ServerOptions {
+            idle_timeout: Duration::from_millis(300),
+            ..ServerOptions::default()
+        })
+        .await;
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let mut used = TcpStream::connect(addr).await.expect("connect");
+        used.write_all(&request(1)).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.release.notify_waiters();
+        let mut reply = vec![0u8; frame::RDSN_HEADER_LEN];
+        used.read_exact(&mut reply).await.expect("the reply");
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+            .await
+            .expect("the server closes the silent connection");
+        assert!(matches!(n, Ok(0) | Err(_)));
+        // The served one is still open well past the idle timeout.
+        let still_open =
+            tokio::time::timeout(Duration::from_millis(800), used.read(&mut buf)).await;
+        assert!(
+            still_open.is_err(),
+            "no EOF on the served connection: {still_open:?}"
+        );
+        used.write_all(&request(2)).await.expect("send again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.release.notify_waiters();
+        used.read_exact(&mut reply).await.expect("the second reply");
+    }
 }
