@@ -325,6 +325,10 @@ pub struct Core {
     open_batch: Option<Batch>,
     /// The latest clock reading from a client write (µs), for mutation timestamps.
     clock_us: i64,
+    /// While set, client writes only join the queue; `release_queue` proposes them. The
+    /// runtime holds the queue while it takes the writes that arrived together, so they
+    /// share mutations instead of each taking a 2PC round of its own.
+    holding: bool,
     last_timestamp: i64,
     now_ms: i64,
     /// Learner side: (signature, stage).
@@ -370,6 +374,7 @@ impl Core {
             queue: VecDeque::new(),
             open_batch: None,
             clock_us: 0,
+            holding: false,
             last_timestamp: 0,
             now_ms: 0,
             learning: None,
@@ -504,6 +509,19 @@ impl Core {
         if !batching || b.bytes >= self.opts.max_batch_bytes {
             self.close_batch();
         }
+        if !self.holding {
+            self.pump(out);
+        }
+    }
+
+    /// Holds client writes in the queue until `release_queue` (see `holding`).
+    pub fn hold_queue(&mut self) {
+        self.holding = true;
+    }
+
+    /// Proposes what was queued while held, as far as 2PC has room.
+    pub fn release_queue(&mut self, out: &mut Vec<Action>) {
+        self.holding = false;
         self.pump(out);
     }
 
@@ -539,6 +557,9 @@ impl Core {
                     out.push(Action::RejectClient { token, error });
                 }
             }
+            return;
+        }
+        if self.holding {
             return;
         }
         while self.max_prepared() - self.last_committed < self.opts.staleness_for_commit {

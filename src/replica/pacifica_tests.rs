@@ -809,3 +809,32 @@ fn queued_writes_are_refused_when_the_primary_steps_down() {
     assert!(refused.contains(&(staleness as u64)) && refused.contains(&(staleness as u64 + 1)));
     assert!(n.rejected.iter().all(|(_, e)| *e == "ERR_INVALID_STATE"));
 }
+
+/// Writes taken while the runtime holds the queue share one mutation even though 2PC has
+/// room; releasing proposes them together.
+#[test]
+fn writes_taken_together_share_a_mutation() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    let mut out = Vec::new();
+    n.core(P).hold_queue();
+    for t in 0..5u64 {
+        n.core(P)
+            .on_client_write(300 + t, update(t as u8), true, 10_000, &mut out);
+    }
+    assert!(!out.iter().any(|a| matches!(a, Action::AppendLog(_))));
+    n.core(P).release_queue(&mut out);
+    let appended: Vec<usize> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::AppendLog(m) => Some(m.updates.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended, vec![5]);
+    n.perform(P, out);
+    n.run();
+    assert_eq!(n.acked_clients, vec![300, 301, 302, 303, 304]);
+    assert_eq!(n.nodes[&S1].max_prepared(), 1);
+    assert_eq!(n.nodes[&P].last_committed, 1);
+}

@@ -562,6 +562,9 @@ impl Owner {
             };
             let mut out = Vec::new();
             let hot = is_hot(&input);
+            if hot {
+                core.hold_queue();
+            }
             self.handle(&mut core, input, &mut out).await;
             // Client writes, prepares and acks already queued are taken together, so what
             // they cause is performed at once: one plog write for all their appends.
@@ -578,6 +581,7 @@ impl Owner {
                         Err(_) => break,
                     }
                 }
+                core.release_queue(&mut out);
             }
             self.perform(&mut core, out);
             let code = match core.status {
