@@ -45,6 +45,13 @@ else
     if [ $BUILD_ONLY -eq 0 ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         want_pkg python3-venv
     fi
+    # Java compat tests: a JDK and Maven.
+    if [ $BUILD_ONLY -eq 0 ] && ! command -v javac >/dev/null 2>&1; then
+        want_pkg default-jdk-headless
+    fi
+    if [ $BUILD_ONLY -eq 0 ] && ! command -v mvn >/dev/null 2>&1; then
+        want_pkg maven
+    fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -51,6 +51,7 @@ final class LoadRunner {
     long incrAttempted;
     volatile long lastSuccessMs = System.currentTimeMillis();
     long maxGapMs;
+    long maxGapEndMs;
 
     Writer(int id, boolean async) {
       this.id = id;
@@ -72,7 +73,10 @@ final class LoadRunner {
     void success() {
       long now = System.currentTimeMillis();
       synchronized (this) {
-        maxGapMs = Math.max(maxGapMs, now - lastSuccessMs);
+        if (now - lastSuccessMs > maxGapMs) {
+          maxGapMs = now - lastSuccessMs;
+          maxGapEndMs = now;
+        }
         lastSuccessMs = now;
       }
     }
@@ -207,14 +211,21 @@ final class LoadRunner {
     return n;
   }
 
-  long maxGapMs() {
+  /** The longest time a writer went without a success, and when it ended. */
+  String maxGap() {
     long g = 0;
+    long end = 0;
     for (Writer w : writers) {
       synchronized (w) {
-        g = Math.max(g, w.maxGapMs);
+        if (w.maxGapMs > g) {
+          g = w.maxGapMs;
+          end = w.maxGapEndMs;
+        }
       }
     }
-    return g;
+    return String.format("%.1f s (ending %s)", g / 1000.0,
+        java.time.LocalTime.ofInstant(java.time.Instant.ofEpochMilli(end),
+            java.time.ZoneId.systemDefault()));
   }
 
   /** "count x kind (sample)" lines, most frequent first. */

@@ -89,7 +89,7 @@ public class T01BasicTest extends CompatBase {
     new Random(42).nextBytes(val);
     table.set(hk, b("big"), val, TIMEOUT_MS);
     assertArrayEquals(val, table.get(hk, b("big"), TIMEOUT_MS));
-    String longHk = (key("h") + "-").repeat(100).substring(0, 1000);
+    String longHk = (key("h") + "-").repeat(200).substring(0, 1000);
     String longSk = "s".repeat(1000);
     table.set(b(longHk), b(longSk), b("long-keys"), TIMEOUT_MS);
     assertValue("long-keys", table.get(b(longHk), b(longSk), TIMEOUT_MS), "long keys");

@@ -51,8 +51,8 @@ public class T09FailoverTest extends CompatBase {
     load.stop();
     long acked = load.ackedWrites();
     Log.report(String.format("%s: %d writes attempted, %d acknowledged, %d failed; longest "
-        + "writer gap %.1f s (test took %.1f s)", name, load.attemptedWrites(), acked,
-        load.failedWrites(), load.maxGapMs() / 1000.0,
+        + "time a writer went without a success %s; test took %.1f s", name,
+        load.attemptedWrites(), acked, load.failedWrites(), load.maxGap(),
         (System.currentTimeMillis() - sinceMs) / 1000.0));
     for (String e : load.errorSummary()) {
       Log.report("  " + name + " client error: " + e);
