@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the upstream Go client's own test packages (the unmodified copy in the shared clients
+# folder) against an upstream-shaped onebox of ours: metas 34601-34603 with ZooKeeper on 22181,
+# replicas 34801-34803, table temp with 8 partitions, and the client's echo server on :8800.
+# Everything runs in a network namespace of its own (`unshare -n`, loopback only), so those
+# fixed ports never collide with a developer's onebox. Tests that dial an internet host cannot
+# pass without network and are skipped by name (listed below, printed when run).
+#
+# Usage: tools/go_client_own_tests.sh [extra go test flags]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED_CLIENTS=${SHARED_CLIENTS:-$ROOT/../shared/clients}
+CLIENT_SRC=$(realpath -m "$SHARED_CLIENTS/go-client")
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pegasus-rs/target}
+
+# Dial www.baidu.com (no network here): connection set-up, timeouts and name resolution.
+INTERNET_TESTS='TestRpcConn_CancelConnecting|TestNodeSession_LoopForDialingCancelled|Test_IsNetworkTimeoutErr|TestNodeSession_LoopForDialingSuccess|TestNodeSession_WaitUntilSessionReady|TestResolveMetaAddr'
+
+if [ "${1:-}" != "--inside" ]; then
+    grep -qs '^module github.com/apache/incubator-pegasus/go-client$' "$CLIENT_SRC/go.mod" || {
+        echo "go_client_own_tests: no upstream Go client at $CLIENT_SRC (set SHARED_CLIENTS)" >&2
+        exit 1
+    }
+    command -v unshare >/dev/null || { echo "go_client_own_tests: unshare not found" >&2; exit 1; }
+    [ -x "$CARGO_TARGET_DIR/release/pegasus_server" ] || (cd "$ROOT" && cargo build --release)
+    # A writable copy: the tests write logs beside themselves, the shared copy is read-only.
+    WORK="$ROOT/compat-tests/go/.build/go-client-own"
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+    cp -r "$CLIENT_SRC" "$WORK/go-client"
+    chmod -R u+w "$WORK/go-client"
+    # Modules are fetched before entering the namespace (it has no network).
+    (cd "$WORK/go-client" && go mod download && go test -count=1 -run XXX_NONE ./... >/dev/null)
+    exec unshare -n -- "$0" --inside "$WORK" "$@"
+fi
+
+shift
+WORK=$1
+shift
+ip link set lo up
+export ONEBOX_DIR="$WORK/onebox" META_PORT_BASE=34600 REPLICA_PORT_BASE=34800 ZK_PORT=22181
+export PEGASUS_SERVER_BIN="$CARGO_TARGET_DIR/release/pegasus_server"
+cleanup() {
+    "$ROOT/run.sh" stop_onebox >/dev/null 2>&1 || true
+    [ -n "${ECHO_PID:-}" ] && kill "$ECHO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+"$ROOT/run.sh" start_onebox -m 3 -r 3 -p 8 > "$WORK/start_onebox.log" 2>&1 || {
+    cat "$WORK/start_onebox.log"
+    exit 1
+}
+cd "$WORK/go-client"
+go build -o "$WORK/echo" ./rpc/main/echo.go
+"$WORK/echo" > "$WORK/echo.log" 2>&1 &
+ECHO_PID=$!
+echo "== go-client's own tests (skipped, they dial an internet host: ${INTERNET_TESTS//|/ })"
+go test -count=1 -timeout 20m -skip "^($INTERNET_TESTS)\$" "$@" ./...
