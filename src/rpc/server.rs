@@ -127,11 +127,13 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// Bytes of those requests, likewise.
     pub max_in_flight_bytes: usize,
-    /// A connection that has not completed its first request after this long is closed.
-    /// Connections that did are kept however long they idle, as upstream does: clients keep
-    /// their sessions open, and the Python client times out the next request on a session
-    /// the server closed.
-    pub idle_timeout: Duration,
+    /// A connection that has not completed its first request after this long is closed;
+    /// `None` (the default, as upstream) keeps every connection however long it idles. The
+    /// Python client connects to every primary up front and does not reconnect a session the
+    /// server closed until a request on it failed, so closing idle sessions costs its users a
+    /// timeout; the per-IP connection limit and the incomplete-request timeout bound what idle
+    /// peers can hold instead.
+    pub idle_timeout: Option<Duration>,
     /// A request whose first bytes came this long ago and that is still incomplete closes
     /// its connection (a peer trickling bytes cannot hold it open).
     pub frame_timeout: Duration,
@@ -147,7 +149,7 @@ impl Default for ServerOptions {
             self_address: 0,
             max_in_flight: 4096,
             max_in_flight_bytes: 64 << 20,
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: None,
             frame_timeout: Duration::from_secs(60),
             conn_threshold_per_ip: 0,
         }
@@ -213,11 +215,16 @@ async fn serve_connection<H: Handler>(
     opts: Arc<ServerOptions>,
 ) -> std::io::Result<()> {
     let mut first = [0u8; 4];
-    match tokio::time::timeout(opts.idle_timeout, stream.read_exact(&mut first)).await {
-        Ok(r) => {
-            r?;
+    match opts.idle_timeout {
+        Some(t) => match tokio::time::timeout(t, stream.read_exact(&mut first)).await {
+            Ok(r) => {
+                r?;
+            }
+            Err(_) => return Ok(()),
+        },
+        None => {
+            stream.read_exact(&mut first).await?;
         }
-        Err(_) => return Ok(()),
     }
     let protocol = match frame::detect(&first) {
         Some(p) => p,
@@ -322,7 +329,9 @@ async fn serve_connection<H: Handler>(
         }
         let wait = match partial_since {
             Some(t) => Some(opts.frame_timeout.saturating_sub(t.elapsed())),
-            None if !served_one => Some(opts.idle_timeout.saturating_sub(started.elapsed())),
+            None if !served_one => opts
+                .idle_timeout
+                .map(|t| t.saturating_sub(started.elapsed())),
             None => None,
         };
         let read = match wait {
@@ -548,7 +557,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_connection_that_never_sent_a_request_is_closed_when_idle() {
         let (addr, h) = start(ServerOptions {
-            idle_timeout: Duration::from_millis(300),
+            idle_timeout: Some(Duration::from_millis(300)),
             ..ServerOptions::default()
         })
         .await;
