@@ -369,6 +369,12 @@ enum Ev {
     ClientStep {
         client: usize,
     },
+    /// The end of a replica's round of client writes taken together (see `Core::hold_queue`).
+    ReleaseQueue {
+        node: NodeId,
+        inc: u64,
+        pidx: i32,
+    },
     Fault,
     Restart {
         node: NodeId,
@@ -771,6 +777,15 @@ impl World {
                 }
             }
             Ev::ClientStep { client } => self.client_step(client),
+            Ev::ReleaseQueue { node, inc, pidx } => {
+                if self.alive(node, inc) {
+                    if let Some(r) = self.rep(node, pidx) {
+                        let mut out = Vec::new();
+                        r.core.release_queue(&mut out);
+                        self.perform(node, pidx, out);
+                    }
+                }
+            }
             Ev::Fault => {
                 if self.faults_on {
                     self.inject_fault();
@@ -1574,6 +1589,9 @@ impl World {
                 value,
             } => {
                 let now_us = self.wall_ms(self.servers[&id].skew) * 1000;
+                // As the runtime's owner does with writes that arrive together: sometimes hold
+                // the queue for a moment so the writes arriving meanwhile share a mutation.
+                let hold = self.rng.chance(300);
                 let Some(r) = self.rep(id, pidx) else {
                     self.send(
                         id,
@@ -1593,8 +1611,23 @@ impl World {
                     data: encode_put(key, value).into(),
                 };
                 let mut out = Vec::new();
+                if hold {
+                    r.core.hold_queue();
+                }
                 r.core.on_client_write(t, update, true, now_us, &mut out);
                 self.perform(id, pidx, out);
+                if hold {
+                    let inc = self.servers[&id].inc;
+                    let d = self.rng.range(1, 20);
+                    self.at(
+                        d,
+                        Ev::ReleaseQueue {
+                            node: id,
+                            inc,
+                            pidx,
+                        },
+                    );
+                }
             }
             Msg::Read { call, pidx, key } => {
                 let ignore_lease = self.opts.bug == Some(Bug::ReadWithoutLease);
