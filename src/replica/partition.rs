@@ -1111,22 +1111,8 @@ impl Owner {
                                 }
                             }
                             Action::SendPrepare { .. } => {
-                                if let Some(Action::SendPrepare {
-                                    to,
-                                    ballot,
-                                    receiver_status,
-                                    signature,
-                                    mutation,
-                                }) = queue.pop_front()
-                                {
-                                    self.transport.send_prepare(
-                                        gpid,
-                                        to,
-                                        ballot,
-                                        receiver_status,
-                                        signature,
-                                        mutation,
-                                    );
+                                if let Some(a) = queue.pop_front() {
+                                    self.send_prepare(gpid, a);
                                 }
                             }
                             _ => break,
@@ -1176,20 +1162,7 @@ impl Owner {
                         w(Err(error));
                     }
                 }
-                Action::SendPrepare {
-                    to,
-                    ballot,
-                    receiver_status,
-                    signature,
-                    mutation,
-                } => self.transport.send_prepare(
-                    gpid,
-                    to,
-                    ballot,
-                    receiver_status,
-                    signature,
-                    mutation,
-                ),
+                a @ Action::SendPrepare { .. } => self.send_prepare(gpid, a),
                 Action::ReplyPrepare {
                     token,
                     error,
@@ -1310,6 +1283,21 @@ impl Owner {
                 }
                 Action::ResetForLearning => {}
             }
+        }
+    }
+
+    /// Performs an `Action::SendPrepare` (any other action is ignored).
+    fn send_prepare(&self, gpid: (i32, i32), a: Action) {
+        if let Action::SendPrepare {
+            to,
+            ballot,
+            receiver_status,
+            signature,
+            mutation,
+        } = a
+        {
+            self.transport
+                .send_prepare(gpid, to, ballot, receiver_status, signature, mutation);
         }
     }
 
