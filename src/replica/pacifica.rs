@@ -483,20 +483,6 @@ impl Core {
         now_us: i64,
         out: &mut Vec<Action>,
     ) {
-        if self.status != Status::Primary || self.pending.is_some() {
-            out.push(Action::RejectClient {
-                token,
-                error: "ERR_INVALID_STATE",
-            });
-            return;
-        }
-        if 1 + self.membership.secondaries.len() < self.opts.mutation_2pc_min_replica_count {
-            out.push(Action::RejectClient {
-                token,
-                error: "ERR_NOT_ENOUGH_MEMBER",
-            });
-            return;
-        }
         self.clock_us = self.clock_us.max(now_us);
         let batching = allow_batch && !self.opts.batch_write_disabled;
         if !batching {
@@ -509,9 +495,8 @@ impl Core {
         if !batching || b.bytes >= self.opts.max_batch_bytes {
             self.close_batch();
         }
-        if !self.holding {
-            self.pump(out);
-        }
+        // Refused at once where this replica cannot propose (see `pump`).
+        self.pump(out);
     }
 
     /// Holds client writes in the queue until `release_queue` (see `holding`).
@@ -537,8 +522,9 @@ impl Core {
         }
     }
 
-    /// Moves queued client writes into 2PC while there is room; refuses them all once this
-    /// replica can no longer propose (not primary, reconfiguring, too few members).
+    /// Moves queued client writes into 2PC while there is room (not while held); refuses them
+    /// all, held or not, once this replica cannot propose (not primary, reconfiguring, too
+    /// few members).
     fn pump(&mut self, out: &mut Vec<Action>) {
         if self.queue.is_empty() && self.open_batch.is_none() {
             return;

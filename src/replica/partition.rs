@@ -381,7 +381,11 @@ impl Replica {
         let (reads, mut read_rx) = mpsc::unbounded_channel::<ReadJob>();
         tokio::spawn(async move {
             while let Some(job) = read_rx.recv().await {
-                job();
+                // A read that panics loses its own reply (the client times out), never the
+                // lane: the partition's later reads are still served.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    log::error!("a client read panicked; its request gets no reply");
+                }
             }
         });
         let r = Arc::new(Replica {
@@ -1140,14 +1144,10 @@ impl Owner {
                         .iter()
                         .map(|t| self.client_waiters.remove(t))
                         .collect();
-                    let decoded: Option<Vec<&WriteRequest>> = if waiters.is_empty() {
-                        None
-                    } else {
-                        waiters
-                            .iter()
-                            .map(|w| w.as_ref().map(|(_, r, _)| r))
-                            .collect()
-                    };
+                    let decoded: Option<Vec<&WriteRequest>> = waiters
+                        .iter()
+                        .map(|w| w.as_ref().map(|(_, r, _)| r))
+                        .collect();
                     let resps = self.apply(&mutation, decoded);
                     let mut resps = resps.into_iter();
                     for w in waiters {
@@ -1383,60 +1383,54 @@ impl Owner {
             return Vec::new();
         };
         let ts = m.timestamp.max(0) as u64;
-        if let Some(reqs) = decoded.filter(|r| r.len() == m.updates.len()) {
+        if let Some(reqs) = decoded.filter(|r| !r.is_empty() && r.len() == m.updates.len()) {
             return app
                 .apply_writes(m.decree, &reqs, ts)
                 .into_iter()
                 .map(Some)
                 .collect();
         }
-        let writes: Vec<&MutationUpdate> =
-            m.updates.iter().filter(|u| u.code != WRITE_EMPTY).collect();
-        if writes.is_empty() {
+        let reqs: Vec<Option<WriteRequest>> = m
+            .updates
+            .iter()
+            .map(|u| {
+                if u.code == WRITE_EMPTY {
+                    return None;
+                }
+                let req = decode_update(u);
+                if req.is_none() {
+                    log::error!(
+                        "{}.{}: undecodable {} at decree {}; skipped",
+                        app.app_id(),
+                        app.partition_index(),
+                        u.code,
+                        m.decree
+                    );
+                }
+                req
+            })
+            .collect();
+        let all: Option<Vec<&WriteRequest>> = reqs.iter().map(Option::as_ref).collect();
+        if let Some(all) = all.filter(|a| !a.is_empty()) {
+            return app
+                .apply_writes(m.decree, &all, ts)
+                .into_iter()
+                .map(Some)
+                .collect();
+        }
+        // Empty writes, or updates that do not decode: apply what decodes one by one, and
+        // keep the decree moving when nothing does.
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut applied = false;
+        for req in &reqs {
+            out.push(req.as_ref().map(|r| app.apply_write(m.decree, r, ts)));
+            applied |= req.is_some();
+        }
+        if !applied {
             if let Err(e) = app.db.apply(m.decree, &[], 0) {
                 log::error!("empty write at {} failed: {e}", m.decree);
             }
-            return m.updates.iter().map(|_| None).collect();
         }
-        let reqs: Option<Vec<WriteRequest>> = writes.iter().map(|u| decode_update(u)).collect();
-        match reqs {
-            Some(reqs) if writes.len() == m.updates.len() => {
-                let refs: Vec<&WriteRequest> = reqs.iter().collect();
-                app.apply_writes(m.decree, &refs, ts)
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            }
-            _ => {
-                // An update we cannot decode (or empty writes mixed with writes): apply what
-                // decodes, one by one, and keep the decree moving.
-                let mut out = Vec::with_capacity(m.updates.len());
-                let mut applied = false;
-                for u in &m.updates {
-                    match (u.code != WRITE_EMPTY).then(|| decode_update(u)).flatten() {
-                        Some(req) => {
-                            out.push(Some(app.apply_write(m.decree, &req, ts)));
-                            applied = true;
-                        }
-                        None => {
-                            if u.code != WRITE_EMPTY {
-                                log::error!(
-                                    "{}.{}: undecodable {} at decree {}; skipped",
-                                    app.app_id(),
-                                    app.partition_index(),
-                                    u.code,
-                                    m.decree
-                                );
-                            }
-                            out.push(None);
-                        }
-                    }
-                }
-                if !applied {
-                    let _ = app.db.apply(m.decree, &[], 0);
-                }
-                out
-            }
-        }
+        out
     }
 }

@@ -1407,12 +1407,8 @@ impl Handler for ReplicaStub {
 
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>> {
         Box::pin(async move {
-            if req.name.starts_with("RPC_RRDB_RRDB_") {
-                // Client requests are taken by `dispatch`, in order.
-                return Some(Reply::err("ERR_HANDLER_NOT_FOUND"));
-            }
+            // Client requests and RPC_PREPARE are taken by `dispatch`, in order.
             match req.name.as_str() {
-                "RPC_PREPARE" => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
                 "RPC_CONFIG_PROPOSAL" => {
                     self.on_proposal(&req).await;
                     None
