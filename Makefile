@@ -31,7 +31,8 @@ onebox-stop:
 onebox-clear:
 	./run.sh clear_onebox
 
-## test: unit tests, then the Go, Python and Java client compatibility tests.
+## test: unit tests, then the Go (ours and the Go client's own), Python and Java client
+## compatibility tests.
 ## Each compat suite starts its own onebox on its own ports and directory.
 test: deps fmt-check
 	$(CARGO) clippy --release --all-targets -- -D warnings
@@ -47,6 +48,7 @@ unit-test: build-deps
 compat-test:
 	@rc=0; \
 	$(MAKE) --no-print-directory go-test || rc=1; \
+	$(MAKE) --no-print-directory go-client-test || rc=1; \
 	$(MAKE) --no-print-directory python-test || rc=1; \
 	$(MAKE) --no-print-directory java-test || rc=1; \
 	exit $$rc
@@ -98,8 +100,7 @@ java-test:
 	else echo "== no compat-tests/java, skipped"; fi
 
 ## go-client-test: the upstream Go client's own test packages against an upstream-shaped
-## onebox in a network namespace of its own (not yet in `make test`: TestAdmin_Table needs the
-## host:port fields of query-config replies)
+## onebox in a network namespace of its own
 go-client-test: build
 	tools/go_client_own_tests.sh $(GO_TEST_ARGS)
 

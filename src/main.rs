@@ -291,7 +291,23 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         );
     }
     let data_dir = std::path::absolute(&data_dir).map_err(|e| format!("bad data dir: {e}"))?;
-    let metas = parse_addr_list(&cfg.string("meta_server", "server_list", ""))?;
+    let meta_list = cfg.string("meta_server", "server_list", "");
+    let metas = parse_addr_list(&meta_list)?;
+    // A meta is named in beacons exactly as server_list names it (upstream's replica keys its
+    // metas by those strings and checks the name the ack echoes).
+    for (text, addr) in meta_list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .zip(&metas)
+    {
+        if let SocketAddr::V4(a) = addr {
+            rpc::host_port::book().learn(
+                Some(RpcAddress::from_socket_addr(*a)),
+                rpc::host_port::from_text(text).as_ref(),
+            );
+        }
+    }
     let min_2pc = cfg
         .i64("replication", "mutation_2pc_min_replica_count", 2)
         .map_err(c)?;
@@ -529,8 +545,8 @@ fn served(err: &Option<idl::dsn::ErrorCode>) -> bool {
     )
 }
 
-/// `leader`: prints the meta leader's address (from RPC_CM_CLUSTER_INFO); exit 1 if no meta
-/// answers as leader.
+/// `leader`: prints the meta leader's IP:port (the meta that serves RPC_CM_CLUSTER_INFO);
+/// exit 1 if no meta answers as leader.
 async fn leader(metas: &str) -> ExitCode {
     let req = idl::meta_admin::ConfigurationClusterInfoRequest {};
     let got = call_leader(
@@ -540,16 +556,12 @@ async fn leader(metas: &str) -> ExitCode {
         |r: &idl::meta_admin::ConfigurationClusterInfoResponse| served(&r.err),
     )
     .await;
-    let Some((addr, resp)) = got else {
+    let Some((addr, _)) = got else {
         eprintln!("no meta server of {metas} answers as leader");
         return ExitCode::from(1);
     };
-    let keys = resp.keys.unwrap_or_default();
-    let values = resp.values.unwrap_or_default();
-    match keys.iter().position(|k| k == "primary_meta_server") {
-        Some(i) if i < values.len() => println!("{}", values[i]),
-        _ => println!("{addr}"),
-    }
+    // The address that answered as leader (cluster info names it by host name, as upstream).
+    println!("{addr}");
     ExitCode::SUCCESS
 }
 

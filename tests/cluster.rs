@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use common::*;
 use pegasus_rs::idl::dsn::{Blob, ErrorCode};
-use pegasus_rs::idl::dsn_layer2::AppStatus;
+use pegasus_rs::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
 use pegasus_rs::idl::meta_admin::*;
+use pegasus_rs::idl::protocol;
 use pegasus_rs::idl::rrdb;
-use pegasus_rs::rpc::frame::Protocol;
+use pegasus_rs::rpc::frame::{Protocol, ReplyValue};
 
 #[test]
 fn meta_ddl_rrdb_over_thft_v1_and_restart() {
@@ -257,7 +258,53 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
     let keys = ci.keys.unwrap();
     let vals = ci.values.unwrap();
     let get = |k: &str| vals[keys.iter().position(|x| x == k).unwrap()].clone();
-    assert_eq!(get("primary_meta_server"), format!("127.0.0.1:{mp}"));
+    // Partition configurations carry upstream's hp_* twins (host names), except for a THFT
+    // client that sends no timeout (the PyPI Python client, which cannot skip them).
+    let served = query(&mut meta, "temp");
+    for p in served.partitions.as_ref().unwrap() {
+        let primary = p.primary.unwrap();
+        assert_eq!(
+            p.hp_primary,
+            Some(pegasus_rs::idl::dsn::HostPort::new(
+                "localhost",
+                primary.port()
+            ))
+        );
+        assert_eq!(p.hp_secondaries.as_ref().map(|v| v.len()), Some(0));
+        assert_eq!(p.hp_last_drops.as_ref().map(|v| v.len()), Some(0));
+    }
+    let mut v0 = Conn::connect(mp, Protocol::Thft);
+    let arg = ReplyValue {
+        ttype: 12,
+        bytes: protocol::encode_struct(&QueryCfgRequest {
+            app_name: Some("temp".into()),
+            partition_indices: Some(vec![]),
+        }),
+    };
+    for (timeout, with_hp) in [(0, false), (5000, true)] {
+        let frame = thft_v0(
+            "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
+            v0.next_seq(),
+            0,
+            0,
+            timeout,
+            &arg,
+        );
+        let (e, b) = v0.call_framed(&frame);
+        assert_eq!(e, "ERR_OK");
+        let r: QueryCfgResponse = result(&b);
+        for p in r.partitions.unwrap() {
+            assert!(p.primary.is_some_and(|a| !a.is_invalid()));
+            assert_eq!(p.hp_primary.is_some(), with_hp, "timeout {timeout}");
+        }
+    }
+
+    // Upstream names the meta by its host:port (the reverse-DNS name of 127.0.0.1).
+    assert_eq!(get("primary_meta_server"), format!("localhost:{mp}"));
+    assert_eq!(
+        nodes[0].hp_node,
+        Some(pegasus_rs::idl::dsn::HostPort::new("localhost", rp))
+    );
     assert_eq!(get("cluster_name"), "test");
 
     // Write to temp, restart both servers (SIGKILL), and read it back.

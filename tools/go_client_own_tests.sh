@@ -54,4 +54,16 @@ go build -o "$WORK/echo" ./rpc/main/echo.go
 "$WORK/echo" > "$WORK/echo.log" 2>&1 &
 ECHO_PID=$!
 echo "== go-client's own tests (skipped, they dial an internet host: ${INTERNET_TESTS//|/ })"
-go test -count=1 -timeout 20m -skip "^($INTERNET_TESTS)\$" "$@" ./...
+# Verbose output goes to a log; the package lines and a count of top-level tests are printed.
+set +e
+go test -count=1 -timeout 20m -v -skip "^($INTERNET_TESTS)\$" "$@" ./... > "$WORK/go-test.log" 2>&1
+rc=$?
+set -e
+grep -E '^(ok|FAIL|---|panic:)|^\s+--- FAIL|\[no test files\]' "$WORK/go-test.log" | grep -v -e '--- PASS' -e '--- SKIP' -e 'no test files' || true
+pass=$(grep -c '^--- PASS' "$WORK/go-test.log" || true)
+fail=$(grep -c '^--- FAIL' "$WORK/go-test.log" || true)
+echo "== go-client's own tests: $pass passed, $fail failed, 6 skipped by name (log: $WORK/go-test.log)"
+if [ "$rc" -ne 0 ]; then
+    tail -50 "$WORK/go-test.log"
+fi
+exit "$rc"

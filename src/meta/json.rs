@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::idl::dsn::{Gpid, HostPort, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
+use crate::rpc::host_port::from_text;
 
 const APP_STATUS_NAMES: [&str; 8] = [
     "AS_INVALID",
@@ -42,13 +43,10 @@ fn hp_text(h: &Option<HostPort>) -> String {
     }
 }
 
-/// The host_port twin of an address (hosts are IPv4 literals here).
+/// The host_port twin of an address with the IPv4 literal as host (the simulator's naming;
+/// servers name nodes through [`crate::rpc::host_port::book`]).
 pub fn host_port_of(a: RpcAddress) -> HostPort {
-    if a.is_invalid() {
-        HostPort::invalid()
-    } else {
-        HostPort::new(a.ip().to_string(), a.port())
-    }
+    crate::rpc::host_port::literal(a)
 }
 
 pub fn app_info_to_json(a: &AppInfo) -> String {
@@ -191,45 +189,45 @@ pub fn partition_from_json(bytes: &[u8]) -> Result<PartitionConfiguration, Strin
         a.parse().map_err(|_| "bad pid")?,
         p.parse().map_err(|_| "bad pid")?,
     );
-    // Our nodes are IPv4 literals, so hp_* and the rpc_address fields agree; prefer hp_*.
-    let hp_primary = v.get("hp_primary").and_then(|x| x.as_str()).map(parse_addr);
-    let primary = match hp_primary {
-        Some(a) if !a.is_invalid() => a,
-        _ => parse_addr(v.get("primary").and_then(|x| x.as_str()).unwrap_or("")),
+    // The rpc_address fields are authoritative (upstream writes both, and its host names
+    // need a lookup); the hp_* twins are kept when they match the addresses one for one.
+    let primary = parse_addr(v.get("primary").and_then(|x| x.as_str()).unwrap_or(""));
+    let hp = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(from_text);
+    let hp_list = |k: &str| -> Option<Vec<HostPort>> {
+        v.get(k)?
+            .as_array()?
+            .iter()
+            .map(|x| x.as_str().and_then(from_text))
+            .collect()
     };
+    let secondaries = addr_list(&v, "secondaries");
+    let last_drops = addr_list(&v, "last_drops");
+    let hp_secondaries = hp_list("hp_secondaries").filter(|h| h.len() == secondaries.len());
+    let hp_last_drops = hp_list("hp_last_drops").filter(|h| h.len() == last_drops.len());
     Ok(PartitionConfiguration {
         pid: Some(pid),
         ballot: Some(get_i64(&v, "ballot").unwrap_or(0)),
         max_replica_count: Some(get_i64(&v, "max_replica_count").unwrap_or(3) as i32),
         primary: Some(primary),
-        secondaries: Some(addr_list(&v, "secondaries")),
-        last_drops: Some(addr_list(&v, "last_drops")),
+        secondaries: Some(secondaries),
+        last_drops: Some(last_drops),
         last_committed_decree: Some(get_i64(&v, "last_committed_decree").unwrap_or(0)),
         partition_flags: Some(get_i64(&v, "partition_flags").unwrap_or(0) as i32),
-        hp_primary: None,
-        hp_secondaries: None,
-        hp_last_drops: None,
+        hp_primary: hp("hp_primary"),
+        hp_secondaries,
+        hp_last_drops,
     })
 }
 
-/// Fills the hp_* twins of the address fields (for persistence).
-pub fn with_host_ports(p: &PartitionConfiguration) -> PartitionConfiguration {
+/// Fills the hp_* twins of the address fields (for persistence) with `hp_of`.
+pub fn with_host_ports(
+    p: &PartitionConfiguration,
+    hp_of: &dyn Fn(RpcAddress) -> HostPort,
+) -> PartitionConfiguration {
     let mut out = p.clone();
-    out.hp_primary = Some(host_port_of(p.primary.unwrap_or(RpcAddress::INVALID)));
-    out.hp_secondaries = Some(
-        p.secondaries
-            .iter()
-            .flatten()
-            .map(|a| host_port_of(*a))
-            .collect(),
-    );
-    out.hp_last_drops = Some(
-        p.last_drops
-            .iter()
-            .flatten()
-            .map(|a| host_port_of(*a))
-            .collect(),
-    );
+    out.hp_primary = Some(hp_of(p.primary.unwrap_or(RpcAddress::INVALID)));
+    out.hp_secondaries = Some(p.secondaries.iter().flatten().map(|a| hp_of(*a)).collect());
+    out.hp_last_drops = Some(p.last_drops.iter().flatten().map(|a| hp_of(*a)).collect());
     out
 }
 
@@ -267,16 +265,37 @@ mod tests {
     fn partition_json_matches_upstream_example() {
         let want = r#"{"pid":"2.1","ballot":0,"max_replica_count":3,"primary":"invalid address","secondaries":[],"last_drops":[],"last_committed_decree":0,"partition_flags":0,"hp_primary":"invalid host_port","hp_secondaries":[],"hp_last_drops":[]}"#;
         let p = partition_from_json(want.as_bytes()).unwrap();
-        assert_eq!(partition_to_json(&with_host_ports(&p)), want);
+        assert_eq!(partition_to_json(&with_host_ports(&p, &host_port_of)), want);
         let a = RpcAddress::from_ipv4(Ipv4Addr::new(10, 0, 0, 1), 34801);
         let mut q = p.clone();
         q.primary = Some(a);
         q.last_drops = Some(vec![a]);
-        let text = partition_to_json(&with_host_ports(&q));
+        let text = partition_to_json(&with_host_ports(&q, &host_port_of));
         assert!(text.contains(r#""primary":"10.0.0.1:34801""#));
         assert!(text.contains(r#""hp_last_drops":["10.0.0.1:34801"]"#));
         let back = partition_from_json(text.as_bytes()).unwrap();
         assert_eq!(back.primary, Some(a));
         assert_eq!(back.last_drops, Some(vec![a]));
+    }
+
+    #[test]
+    fn upstream_host_names_load_with_their_addresses() {
+        let text = r#"{"pid":"1.3","ballot":7,"max_replica_count":3,"primary":"127.0.0.1:34801","secondaries":["127.0.0.1:34802","127.0.0.1:34803"],"last_drops":[],"last_committed_decree":12,"partition_flags":0,"hp_primary":"localhost:34801","hp_secondaries":["localhost:34802","localhost:34803"],"hp_last_drops":[]}"#;
+        let p = partition_from_json(text.as_bytes()).unwrap();
+        assert_eq!(
+            p.primary,
+            Some(RpcAddress::from_ipv4(Ipv4Addr::LOCALHOST, 34801))
+        );
+        assert_eq!(p.secondaries.as_ref().map(|s| s.len()), Some(2));
+        assert_eq!(p.hp_primary, Some(HostPort::new("localhost", 34801)));
+        assert_eq!(
+            p.hp_secondaries,
+            Some(vec![
+                HostPort::new("localhost", 34802),
+                HostPort::new("localhost", 34803)
+            ])
+        );
+        let named = |a: RpcAddress| HostPort::new("localhost", a.port());
+        assert_eq!(partition_to_json(&with_host_ports(&p, &named)), text);
     }
 }

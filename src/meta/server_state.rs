@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::idl::dsn::{ErrorCode, Gpid, RpcAddress};
+use crate::idl::dsn::{ErrorCode, Gpid, HostPort, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest, MetaFunctionLevel};
 use crate::idl::metadata::ReplicaInfo;
@@ -89,10 +89,15 @@ pub struct ServerState {
     sent: BTreeMap<(i32, i32), (i64, i32, u64, Instant)>,
     /// The wall clock in seconds (creation and drop times); the simulator supplies its own.
     wall_seconds: WallClock,
+    /// Names nodes in the stored configurations' hp_* fields; the simulator uses IP literals.
+    host_ports: HostPorts,
 }
 
 /// Reads the wall clock in Unix seconds.
 pub type WallClock = Box<dyn Fn() -> i64 + Send>;
+
+/// The host:port of a node's address.
+pub type HostPorts = Box<dyn Fn(RpcAddress) -> HostPort + Send>;
 
 fn store_err(e: StoreError) -> ErrorCode {
     warn!("meta state store: {e}");
@@ -126,7 +131,16 @@ impl ServerState {
         opts: MetaOptions,
         defaults: &[DefaultApp],
     ) -> Result<ServerState, String> {
-        Self::load_at(store, opts, defaults, Instant::now(), Box::new(now_seconds))
+        let book = crate::rpc::host_port::book();
+        Self::load_named(
+            store,
+            opts,
+            defaults,
+            Instant::now(),
+            Box::new(now_seconds),
+            Box::new(|a| book.hp_of(a)),
+            &|p| book.learn_pc(p),
+        )
     }
 
     /// [`ServerState::load`] with the time given: `now` starts the grace period of the nodes
@@ -137,6 +151,29 @@ impl ServerState {
         defaults: &[DefaultApp],
         now: Instant,
         wall_seconds: WallClock,
+    ) -> Result<ServerState, String> {
+        Self::load_named(
+            store,
+            opts,
+            defaults,
+            now,
+            wall_seconds,
+            Box::new(json::host_port_of),
+            &|_| {},
+        )
+    }
+
+    /// The loader: `host_ports` names nodes in what is stored; `stored_names` sees each loaded
+    /// configuration with the hp_* fields it was stored with (the in-memory copies keep only
+    /// addresses; hp_* are filled where configurations leave the meta).
+    fn load_named(
+        store: Box<dyn StateStore>,
+        opts: MetaOptions,
+        defaults: &[DefaultApp],
+        now: Instant,
+        wall_seconds: WallClock,
+        host_ports: HostPorts,
+        stored_names: &dyn Fn(&PartitionConfiguration),
     ) -> Result<ServerState, String> {
         let mut s = ServerState {
             store,
@@ -149,6 +186,7 @@ impl ServerState {
             collected: BTreeSet::new(),
             sent: BTreeMap::new(),
             wall_seconds,
+            host_ports,
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -168,14 +206,23 @@ impl ServerState {
             for pidx in 0..count {
                 let ppath = format!("{path}/{pidx}");
                 let p = match s.store.get_data(&ppath) {
-                    Ok(d) => json::partition_from_json(&d).map_err(|e| format!("{ppath}: {e}"))?,
+                    Ok(d) => {
+                        let mut p =
+                            json::partition_from_json(&d).map_err(|e| format!("{ppath}: {e}"))?;
+                        stored_names(&p);
+                        p.hp_primary = None;
+                        p.hp_secondaries = None;
+                        p.hp_last_drops = None;
+                        p
+                    }
                     Err(_) => {
                         // An interrupted create: write the missing partition now.
                         let p = new_partition(app_id, pidx, info.max_replica_count.unwrap_or(3));
                         s.store
                             .create_node(
                                 &ppath,
-                                json::partition_to_json(&json::with_host_ports(&p)).as_bytes(),
+                                json::partition_to_json(&json::with_host_ports(&p, &*s.host_ports))
+                                    .as_bytes(),
                             )
                             .map_err(|e| e.to_string())?;
                         p
@@ -281,7 +328,8 @@ impl ServerState {
             self.store
                 .create_node(
                     &format!("{path}/{pidx}"),
-                    json::partition_to_json(&json::with_host_ports(&p)).as_bytes(),
+                    json::partition_to_json(&json::with_host_ports(&p, &*self.host_ports))
+                        .as_bytes(),
                 )
                 .map_err(store_err)?;
             partitions.push(p);
@@ -315,7 +363,7 @@ impl ServerState {
         self.store
             .set_data(
                 &path,
-                json::partition_to_json(&json::with_host_ports(&p)).as_bytes(),
+                json::partition_to_json(&json::with_host_ports(&p, &*self.host_ports)).as_bytes(),
             )
             .map_err(store_err)?;
         if let Some(slot) = self
@@ -586,10 +634,14 @@ impl ServerState {
             return Some((ErrorCode::STATE_FREEZED, current));
         }
         // Replicas do not track the drop list; the meta's own is the one to maintain.
+        // Configurations are kept by address; hp_* are filled where they leave the meta.
         if let Some(c) = req.config.as_mut() {
             c.last_drops = current.last_drops.clone();
+            c.hp_primary = None;
+            c.hp_secondaries = None;
             c.hp_last_drops = None;
         }
+        req.hp_node = None;
         match guardian::check_update(&current, &req) {
             UpdateOutcome::Apply(next) => {
                 let kind = req.type_.unwrap_or(ConfigType::CT_INVALID);

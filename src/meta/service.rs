@@ -13,7 +13,8 @@ use crate::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
 use crate::idl::fd::{BeaconAck, BeaconMsg};
 use crate::idl::meta_admin::*;
 use crate::rpc::client::RpcClient;
-use crate::rpc::frame::{ReplyValue, Request};
+use crate::rpc::frame::{Protocol, ReplyValue, Request};
+use crate::rpc::host_port::book;
 use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
 
 use super::election::{Election, LeaderView};
@@ -41,6 +42,17 @@ pub fn resolve_leader(s: &str) -> Option<RpcAddress> {
         },
     };
     Some(RpcAddress::from_ipv4(*a.ip(), a.port()))
+}
+
+/// Whether a partition-configuration reply may carry the hp_* fields. Upstream always sends
+/// them, and every client generated from its current IDL reads them (the Go admin client and
+/// the C++ client need them); the Python client on PyPI (pypegasus3 0.0.1.x) was generated
+/// before they existed and cannot skip them (a host_port is not a Thrift struct on the wire),
+/// so its query fails. That client, alone among the THFT clients, sends no client timeout:
+/// a THFT request with timeout 0 gets the reply without hp_* (which carries the same
+/// addresses), every other request gets upstream's reply.
+pub fn wants_host_ports(req: &Request) -> bool {
+    !(req.protocol == Protocol::Thft && req.client_timeout_ms == 0)
 }
 
 fn now_ms() -> i64 {
@@ -149,9 +161,14 @@ impl MetaService {
                 .as_ref()
                 .and_then(|c| c.pid)
                 .unwrap_or_default();
+            let mut request = o.request;
+            if let Some(c) = request.config.as_mut() {
+                book().fill_pc(c);
+            }
+            request.hp_node = Some(book().hp_of(request.node.unwrap_or(RpcAddress::INVALID)));
             let arg = ReplyValue {
                 ttype: 12,
-                bytes: crate::idl::protocol::encode_struct(&o.request),
+                bytes: crate::idl::protocol::encode_struct(&request),
             };
             tokio::spawn(async move {
                 if let Err(e) = client
@@ -168,6 +185,12 @@ impl MetaService {
         &self,
         req: ConfigurationUpdateRequest,
     ) -> Option<ConfigurationUpdateResponse> {
+        // What the replica names itself and its peers is what the reply must carry back
+        // (upstream replicas check the reply's hp_* against their request's).
+        book().learn(req.node, req.hp_node.as_ref());
+        if let Some(c) = req.config.as_ref() {
+            book().learn_pc(c);
+        }
         let (resp, out) = {
             let Some(mut s) = self.st().await else {
                 return Some(ConfigurationUpdateResponse {
@@ -185,7 +208,7 @@ impl MetaService {
             (
                 ConfigurationUpdateResponse {
                     err: Some(err),
-                    config: Some(config),
+                    config: Some(book().filled(&config)),
                 },
                 out,
             )
@@ -194,7 +217,9 @@ impl MetaService {
         Some(resp)
     }
 
-    async fn query_cfg(&self, req: QueryCfgRequest) -> Option<QueryCfgResponse> {
+    /// `host_ports`: whether the configurations carry their hp_* fields (see
+    /// [`wants_host_ports`]).
+    async fn query_cfg(&self, req: QueryCfgRequest, host_ports: bool) -> Option<QueryCfgResponse> {
         let s = self.st().await?;
         let name = req.app_name.unwrap_or_default();
         let mut resp = QueryCfgResponse {
@@ -233,7 +258,7 @@ impl MetaService {
             .into_iter()
             .filter(|i| *i >= 0 && *i < count)
             .collect();
-        let parts = if wanted.is_empty() {
+        let mut parts: Vec<_> = if wanted.is_empty() {
             app.partitions.clone()
         } else {
             wanted
@@ -241,6 +266,15 @@ impl MetaService {
                 .map(|i| app.partitions[*i as usize].clone())
                 .collect()
         };
+        for p in &mut parts {
+            if host_ports {
+                book().fill_pc(p);
+            } else {
+                p.hp_primary = None;
+                p.hp_secondaries = None;
+                p.hp_last_drops = None;
+            }
+        }
         resp.partitions = Some(parts);
         Some(resp)
     }
@@ -404,7 +438,7 @@ impl MetaService {
                     NodeStatus::NS_UNALIVE
                 }),
                 node: Some(RpcAddress(*addr)),
-                hp_node: None,
+                hp_node: Some(book().hp_of(RpcAddress(*addr))),
             };
             if n.alive {
                 alive.push(info);
@@ -438,7 +472,7 @@ impl MetaService {
         ];
         let values = vec![
             s.opts.server_list.join(","),
-            self.self_addr.to_string(),
+            book().hp_of(self.self_addr).to_string(),
             self.zk_hosts.clone(),
             s.opts.cluster_root.clone(),
             level_name(s.effective_level()).to_string(),
@@ -541,18 +575,28 @@ impl MetaService {
 
     /// Beacons: the leader records the sender; any other meta names the leader it knows.
     async fn beacon(&self, req: BeaconMsg, view: &LeaderView) -> BeaconAck {
+        // The ack names this meta as the beacon named it (upstream replicas find the meta
+        // by that name), and the leader by the leader's own name.
+        let this_hp = req
+            .hp_to_node
+            .clone()
+            .filter(|h| !h.is_invalid())
+            .unwrap_or_else(|| book().hp_of(self.self_addr));
+        book().learn(req.from_node, req.hp_from_node.as_ref());
         let mut ack = BeaconAck {
             time: req.time,
             this_node: req.to_node.or(Some(self.self_addr)),
             primary_node: Some(self.self_addr),
             is_master: Some(true),
             allowed: Some(true),
-            hp_this_node: None,
-            hp_primary_node: None,
+            hp_this_node: Some(this_hp.clone()),
+            hp_primary_node: Some(this_hp),
         };
         if !view.is_leader {
+            let leader = self.leader_address(view).unwrap_or(RpcAddress::INVALID);
             ack.is_master = Some(false);
-            ack.primary_node = Some(self.leader_address(view).unwrap_or(RpcAddress::INVALID));
+            ack.primary_node = Some(leader);
+            ack.hp_primary_node = Some(book().hp_of(leader));
             return ack;
         }
         // Before the state is loaded the beacon is answered but not recorded; the loaded
@@ -579,6 +623,7 @@ impl MetaService {
     /// a non-leader, ERR_SERVICE_NOT_ACTIVE on a leader still loading) in the RPC's own
     /// response struct; the partition query also names the leader as upstream does.
     fn unserved(&self, req: &Request, err: ErrorCode, view: &LeaderView) -> Reply {
+        let host_ports = wants_host_ports(req);
         let e = Some(err);
         match req.name.as_str() {
             "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" => {
@@ -594,7 +639,8 @@ impl MetaService {
                             last_drops: Some(Vec::new()),
                             last_committed_decree: Some(0),
                             partition_flags: Some(0),
-                            hp_primary: None,
+                            // Upstream names the leader in primary and hp_primary only.
+                            hp_primary: host_ports.then(|| book().hp_of(leader)),
                             hp_secondaries: None,
                             hp_last_drops: None,
                         });
@@ -658,6 +704,7 @@ impl MetaService {
     ) -> Option<ConfigurationQueryByNodeResponse> {
         let s = self.st().await?;
         let node = req.node.unwrap_or_default();
+        book().learn(req.node, req.hp_node.as_ref());
         let mut resp = ConfigurationQueryByNodeResponse {
             err: Some(ErrorCode::OK),
             partitions: Some(Vec::new()),
@@ -680,7 +727,7 @@ impl MetaService {
                 }
                 out.push(ConfigurationUpdateRequest {
                     info: Some(app.info.clone()),
-                    config: Some(p.clone()),
+                    config: Some(book().filled(p)),
                     type_: Some(ConfigType::CT_INVALID),
                     node: Some(node),
                     host_node: Some(node),
@@ -781,7 +828,11 @@ impl Handler for MetaService {
             let reply = |r: Option<Reply>| r.or_else(not_active);
             match name {
                 "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX" => match arg(&req) {
-                    Some(r) => reply(self.query_cfg(r).await.map(|x| Reply::of(&x))),
+                    Some(r) => reply(
+                        self.query_cfg(r, wants_host_ports(&req))
+                            .await
+                            .map(|x| Reply::of(&x)),
+                    ),
                     None => bad(),
                 },
                 "RPC_CM_CREATE_APP" => match arg(&req) {

@@ -241,10 +241,10 @@ pub async fn copy_remote_files(
         block_bytes.min(MAX_COPY_REQUEST_BYTES)
     } as u64;
     let (source, hp_source) = match client.addr() {
-        SocketAddr::V4(a) => (
-            RpcAddress::from_socket_addr(a),
-            HostPort::new(a.ip().to_string(), a.port()),
-        ),
+        SocketAddr::V4(a) => {
+            let source = RpcAddress::from_socket_addr(a);
+            (source, crate::rpc::host_port::book().hp_of(source))
+        }
         SocketAddr::V6(a) => (
             RpcAddress::INVALID,
             HostPort::new(a.ip().to_string(), a.port()),

@@ -16,7 +16,7 @@ use crate::idl::consensus::{
     GroupCheckRequest, GroupCheckResponse, LearnNotifyResponse, LearnRequest, LearnResponse,
     LearnState, LearnType, LearnerStatus, PrepareAck,
 };
-use crate::idl::dsn::{Blob, ErrorCode, Gpid, RpcAddress};
+use crate::idl::dsn::{Blob, ErrorCode, Gpid, HostPort, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::idl::fd::{BeaconAck, BeaconMsg};
 use crate::idl::meta_admin::{
@@ -29,6 +29,7 @@ use crate::idl::protocol;
 use crate::idl::rrdb;
 use crate::rpc::client::{decode_reply, RpcClient};
 use crate::rpc::frame::{ReplyValue, Request};
+use crate::rpc::host_port::book;
 use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply, ReplySink};
 use crate::storage::app::WriteResponse;
 
@@ -58,6 +59,8 @@ pub struct ReplicaOptions {
 /// The network side shared by the replicas: peer connections and the meta leader.
 pub struct Net {
     me: RpcAddress,
+    /// This server's host:port (upstream's primary host_port), sent next to `me`.
+    me_hp: HostPort,
     metas: Vec<SocketAddr>,
     leader: AtomicUsize,
     peers: Mutex<HashMap<u64, Arc<RpcClient>>>,
@@ -81,6 +84,7 @@ fn to_rpc_address(a: SocketAddr) -> RpcAddress {
 }
 
 pub fn membership_of(pc: &PartitionConfiguration) -> Membership {
+    book().learn_pc(pc);
     Membership {
         ballot: pc.ballot.unwrap_or(0),
         primary: pc.primary.map(|a| a.0).unwrap_or(0),
@@ -225,13 +229,13 @@ impl Net {
                 learner_signature: Some(signature),
                 pop_all: None,
                 split_sync_to_child: None,
-                hp_primary: None,
+                hp_primary: Some(self.me_hp.clone()),
             }),
             last_committed_decree: Some(committed),
             confirmed_decree: None,
             child_gpid: None,
             meta_split_status: None,
-            hp_node: None,
+            hp_node: Some(book().hp_of(RpcAddress(to))),
         }
     }
 }
@@ -255,7 +259,7 @@ impl Transport for Net {
             learner_signature: Some(signature),
             pop_all: None,
             split_sync_to_child: None,
-            hp_primary: None,
+            hp_primary: Some(self.me_hp.clone()),
         };
         let decree = m.decree;
         let body = prepare_body(gpid, &cfg, &m);
@@ -300,12 +304,12 @@ impl Transport for Net {
         let Some(c) = self.meta() else { return };
         let req = ConfigurationUpdateRequest {
             info: Some(info),
-            config: Some(partition_config(gpid, &new, last_committed)),
+            config: Some(book().filled(&partition_config(gpid, &new, last_committed))),
             type_: Some(ConfigType(kind as i32)),
             node: Some(RpcAddress(node)),
             host_node: Some(RpcAddress(node)),
             meta_split_status: None,
-            hp_node: None,
+            hp_node: Some(book().hp_of(RpcAddress(node))),
         };
         let answer = move |resp: Option<ConfigurationUpdateResponse>| match resp {
             Some(resp) => {
@@ -366,7 +370,7 @@ impl Transport for Net {
             last_committed_decree_in_prepare_list: Some(committed),
             app_specific_learn_request: Some(Blob(Vec::new())),
             max_gced_decree: None,
-            hp_learner: None,
+            hp_learner: Some(self.me_hp.clone()),
             checksum_type: None,
         };
         let answer = move |resp: Option<LearnResponse>| Input::LearnReply {
@@ -390,7 +394,7 @@ impl Transport for Net {
             node: Some(self.me),
             is_split_stopped: None,
             disk_status: None,
-            hp_node: None,
+            hp_node: Some(self.me_hp.clone()),
         };
         tokio::spawn(async move {
             if let Err(e) = c
@@ -417,7 +421,7 @@ impl Transport for Net {
             learner_signature: Some(0),
             pop_all: None,
             split_sync_to_child: None,
-            hp_primary: None,
+            hp_primary: Some(self.me_hp.clone()),
         };
         self.oneway(to, "RPC_REMOVE_REPLICA", gpid, cfg);
     }
@@ -567,8 +571,11 @@ fn now_ms() -> i64 {
 impl ReplicaStub {
     pub fn new(opts: ReplicaOptions) -> Arc<ReplicaStub> {
         let me = to_rpc_address(opts.self_addr);
+        let me_hp = book().hp_of(me);
+        info!("replica server {me} goes by {me_hp}");
         let net = Arc::new(Net {
             me,
+            me_hp,
             metas: opts.meta_servers.clone(),
             leader: AtomicUsize::new(0),
             peers: Mutex::new(HashMap::new()),
@@ -735,8 +742,8 @@ impl ReplicaStub {
                 from_node: Some(self.net.me),
                 to_node: Some(to_rpc_address(client.addr())),
                 start_time: Some(self.start_time_ms),
-                hp_from_node: None,
-                hp_to_node: None,
+                hp_from_node: Some(self.net.me_hp.clone()),
+                hp_to_node: Some(book().hp_of(to_rpc_address(client.addr()))),
             };
             let timeout = self
                 .opts
@@ -856,7 +863,7 @@ impl ReplicaStub {
             node: Some(self.net.me),
             stored_replicas: Some(self.stored_replicas()),
             info: None,
-            hp_node: None,
+            hp_node: Some(self.net.me_hp.clone()),
         };
         let reply = match client
             .call(
@@ -1161,7 +1168,7 @@ impl ReplicaStub {
             node: Some(self.net.me),
             is_split_stopped: None,
             disk_status: None,
-            hp_node: None,
+            hp_node: Some(self.net.me_hp.clone()),
         };
         if !self.meta_connected.load(Ordering::SeqCst) {
             resp.err = Some(ErrorCode::INVALID_STATE);
@@ -1305,6 +1312,21 @@ impl ReplicaStub {
             ),
             Err(_) => resp.err = Some(ErrorCode::INVALID_STATE),
         }
+        // Upstream learners copy files from `config.primary` and name the learnee by
+        // `hp_learnee`. Ballot 0: a learner moves to a newer ballot only when it is above its
+        // own, and the next group check brings the primary's ballot anyway.
+        let learnee = resp.learnee.unwrap_or(self.net.me);
+        resp.hp_learnee = Some(book().hp_of(learnee));
+        resp.config = Some(ReplicaConfiguration {
+            pid: Some(pid),
+            ballot: Some(0),
+            primary: Some(learnee),
+            status: Some(PartitionStatus::PS_POTENTIAL_SECONDARY),
+            learner_signature: l.signature,
+            pop_all: None,
+            split_sync_to_child: None,
+            hp_primary: Some(book().hp_of(learnee)),
+        });
         Reply::of(&resp)
     }
 

@@ -4,4 +4,5 @@
 pub mod client;
 pub mod error;
 pub mod frame;
+pub mod host_port;
 pub mod server;

@@ -147,6 +147,17 @@ impl Conn {
         self.read_reply()
     }
 
+    /// Sends an already framed request (its seqid must be the next one) and reads the reply.
+    pub fn call_framed(&mut self, bytes: &[u8]) -> (String, Vec<u8>) {
+        self.seq += 1;
+        self.s.write_all(bytes).unwrap();
+        self.read_reply()
+    }
+
+    pub fn next_seq(&self) -> i32 {
+        self.seq as i32 + 1
+    }
+
     pub fn read_reply(&mut self) -> (String, Vec<u8>) {
         match self.proto {
             Protocol::Rdsn => {
@@ -201,6 +212,40 @@ pub fn thft_v1(name: &str, seq: i32, app_id: i32, pidx: i32, arg: &ReplyValue) -
     out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&meta);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Encodes a THFT v0 request as the Go and Python clients do: a 48-byte header (no CRCs)
+/// carrying `timeout_ms`, then the body.
+pub fn thft_v0(
+    name: &str,
+    seq: i32,
+    app_id: i32,
+    pidx: i32,
+    timeout_ms: i32,
+    arg: &ReplyValue,
+) -> Vec<u8> {
+    let mut body = protocol::encode_message_begin(name, thrift::protocol::TMessageType::Call, seq);
+    body.push(arg.ttype);
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&arg.bytes);
+    body.push(0);
+    let mut out = b"THFT".to_vec();
+    for v in [
+        0i32,
+        48,
+        0,
+        body.len() as i32,
+        0,
+        app_id,
+        pidx,
+        timeout_ms,
+        0,
+    ] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(&0u64.to_be_bytes());
     out.extend_from_slice(&body);
     out
 }
