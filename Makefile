@@ -138,7 +138,7 @@ sim-bin: build-deps
 
 SIM_SEEDS ?= 0..500
 SIM_SOAK_SEEDS ?= 0..10000
-SIM_BUGS := ack-before-prepare skip-reconciliation read-without-lease read-before-reconcile ack-batch-early
+SIM_BUGS := ack-before-prepare skip-reconciliation read-without-lease read-before-reconcile ack-batch-early silent-local-failure
 
 ## sim: SIM_SEEDS must run clean, and every planted bug must be caught within them
 sim: sim-bin

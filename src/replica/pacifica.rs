@@ -256,6 +256,8 @@ pub enum Inject {
     /// A batch of several client writes is committed (and acknowledged) once the primary
     /// logged it, before every member prepared it.
     AckBatchEarly,
+    /// A primary whose log or storage failed goes to Error without telling the meta.
+    SilentLocalFailure,
 }
 
 /// Tunables (upstream `[replication]` keys).
@@ -838,7 +840,16 @@ impl Core {
     fn adopt_config(&mut self, c: Membership, out: &mut Vec<Action>) {
         // A replica in error (its log or storage failed) never serves again: its memory may
         // be ahead of what it stored. It comes back only by being reopened from disk.
-        if c.ballot < self.membership.ballot || self.status == Status::Error {
+        if c.ballot < self.membership.ballot {
+            return;
+        }
+        if self.status == Status::Error {
+            // The report is sent once, without retry (as upstream); a configuration that
+            // still names this failed replica primary (config sync) sends it again, as
+            // upstream's config-sync reply does for a primary it no longer hosts.
+            if c.primary == self.me {
+                self.report_failure(c, out);
+            }
             return;
         }
         let is_primary = c.primary == self.me;
@@ -1380,6 +1391,53 @@ impl Core {
             self.status = Status::Inactive { transient: false };
             self.learners.clear();
         }
+    }
+
+    /// This replica's log or storage failed (upstream's `handle_local_failure`): a primary
+    /// asks the meta to take it out of the partition (ballot + 1, no primary; the meta then
+    /// picks a secondary), as upstream's `remove_replica_on_meta_server`, once and without
+    /// waiting for the answer; every role then goes to Error, fails the prepares it owes and
+    /// refuses the writes still queued.
+    pub fn on_local_failure(&mut self, out: &mut Vec<Action>) {
+        if self.status == Status::Error {
+            return;
+        }
+        if self.status == Status::Primary {
+            self.report_failure(self.membership.clone(), out);
+        }
+        self.status = Status::Error;
+        self.pending = None;
+        self.learning = None;
+        self.learners.clear();
+        // Writes already proposed may still commit on the other members: they are never
+        // answered here (their clients time out, as upstream's do), only queued writes are
+        // refused.
+        self.waiters.clear();
+        for p in self.prepared.values_mut() {
+            if let Some(token) = p.reply.take() {
+                out.push(Action::ReplyPrepare {
+                    token,
+                    error: AckError::Failed,
+                    decree: p.m.decree,
+                });
+            }
+        }
+        self.pump(out);
+    }
+
+    /// Asks the meta to take this failed primary out of `c` (ballot + 1, no primary).
+    fn report_failure(&self, c: Membership, out: &mut Vec<Action>) {
+        if self.opts.inject == Inject::SilentLocalFailure {
+            return;
+        }
+        let mut new = c;
+        new.primary = 0;
+        new.ballot += 1;
+        out.push(Action::ProposeToMeta {
+            kind: ConfigKind::DowngradeToInactive,
+            node: self.me,
+            new,
+        });
     }
 
     /// The server lost its meta lease: stop serving, keep the ballot.

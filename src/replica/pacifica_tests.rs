@@ -838,3 +838,51 @@ fn writes_taken_together_share_a_mutation() {
     assert_eq!(n.nodes[&S1].max_prepared(), 1);
     assert_eq!(n.nodes[&P].last_committed, 1);
 }
+
+#[test]
+fn a_primary_whose_storage_failed_asks_the_meta_to_remove_it() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    n.write(P, 1, 1);
+    assert_eq!(n.acked_clients, vec![1]);
+    // S2 does not answer, so write 2 waits; then P's log fails.
+    n.down.push(S2);
+    let mut out = Vec::new();
+    n.core(P)
+        .on_client_write(2, update(2), true, 2_000, &mut out);
+    n.perform(P, out);
+    let mut out = Vec::new();
+    n.core(P).on_local_failure(&mut out);
+    n.perform(P, out);
+    assert_eq!(n.nodes[&P].status, Status::Error);
+    let (from, kind, node, new) = n.proposals.last().cloned().unwrap();
+    assert_eq!((from, kind, node), (P, ConfigKind::DowngradeToInactive, P));
+    assert_eq!((new.primary, new.ballot), (0, 2));
+    assert_eq!(new.secondaries, vec![S1, S2]);
+    // The write in flight may still commit on S1 and S2 under a new primary: it is neither
+    // acknowledged nor refused. Later writes are refused.
+    assert!(!n.rejected.iter().any(|(t, _)| *t == 2));
+    n.write(P, 3, 3);
+    assert!(n.rejected.contains(&(3, "ERR_INVALID_STATE")));
+    assert_eq!(n.acked_clients, vec![1]);
+    // A second report changes nothing.
+    let mut out = Vec::new();
+    n.core(P).on_local_failure(&mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_secondary_whose_storage_failed_is_dropped_by_the_primary() {
+    let mut n = Net::new(&[P, S1, S2]);
+    n.configure(group());
+    let mut out = Vec::new();
+    n.core(S1).on_local_failure(&mut out);
+    n.perform(S1, out);
+    assert!(n.proposals.is_empty(), "only a primary reports itself");
+    n.write(P, 1, 1);
+    let (from, kind, node, new) = n.proposals.last().cloned().unwrap();
+    assert_eq!((from, kind, node), (P, ConfigKind::DowngradeToInactive, S1));
+    assert_eq!(new.secondaries, vec![S2]);
+    n.accept_last(P);
+    assert_eq!(n.acked_clients, vec![1]);
+}

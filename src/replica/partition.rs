@@ -454,6 +454,11 @@ impl Replica {
         self.status.load(Ordering::SeqCst)
     }
 
+    /// Its log or storage failed; it serves nothing until reopened from disk.
+    pub fn is_error(&self) -> bool {
+        self.status.load(Ordering::SeqCst) == STATUS_ERROR
+    }
+
     pub fn is_secondary(&self) -> bool {
         self.status.load(Ordering::SeqCst) == STATUS_SECONDARY
     }
@@ -1131,11 +1136,19 @@ impl Owner {
                             queue.extend(more);
                         }
                         Err(e) => {
-                            log::error!("{}.{}: mutation log append failed: {e:?}", gpid.0, gpid.1);
-                            core.status = Status::Error;
+                            log::error!(
+                                "{}.{}: mutation log append failed: {e:?}; the replica goes to error",
+                                gpid.0,
+                                gpid.1
+                            );
                             // Nothing after a failed append may take effect (later appends
-                            // would leave a hole, applies would outrun the log).
+                            // would leave a hole, applies would outrun the log); what the
+                            // failure itself asks for (the report to the meta, refusals)
+                            // goes out instead.
                             queue.clear();
+                            let mut failed = Vec::new();
+                            core.on_local_failure(&mut failed);
+                            queue.extend(failed);
                         }
                     }
                 }
@@ -1149,12 +1162,28 @@ impl Owner {
                         .map(|w| w.as_ref().map(|(_, r, _)| r))
                         .collect();
                     let resps = self.apply(&mutation, decoded);
+                    let storage_failed = resps.iter().flatten().any(|r| r.is_storage_failure());
                     let mut resps = resps.into_iter();
                     for w in waiters {
                         let resp = resps.next().flatten();
                         if let Some((w, ..)) = w {
                             w(resp.ok_or("ERR_INVALID_DATA"));
                         }
+                    }
+                    if storage_failed {
+                        log::error!(
+                            "{}.{}: storage failed applying decree {}; the replica goes to error",
+                            gpid.0,
+                            gpid.1,
+                            mutation.decree
+                        );
+                        // Later applies would skip this decree. Their writes are committed
+                        // on the members, so their clients get no answer here (they time
+                        // out and read back, as with upstream).
+                        queue.retain(|a| !matches!(a, Action::Apply { .. }));
+                        let mut failed = Vec::new();
+                        core.on_local_failure(&mut failed);
+                        queue.extend(failed);
                     }
                 }
                 Action::RejectClient { token, error } => {

@@ -937,6 +937,16 @@ impl ReplicaStub {
             }
         }
         for ((app, pidx), r) in self.replicas.read().map(|m| m.clone()).unwrap_or_default() {
+            if r.is_error() {
+                // Upstream closes a failed replica at once; its folder stays where it is
+                // (the data is reopened from disk at the next start, or when the meta places
+                // the partition here again).
+                warn!("replica {app}.{pidx} failed; closing it");
+                if let Ok(mut m) = self.replicas.write() {
+                    m.remove(&(app, pidx));
+                }
+                continue;
+            }
             if !listed.contains(&(app, pidx)) && matches!(r.status_code(), 1 | 2) {
                 info!("replica {app}.{pidx} is no longer a member here; closing it");
                 r.send(Input::NotMember);
@@ -979,6 +989,13 @@ impl ReplicaStub {
         let Some(request) = replica::decode_write(&req.name, &req.body) else {
             return sink.send(Reply::err("ERR_INVALID_DATA"));
         };
+        if let Some(why) = crate::storage::app::write_key_error(&request, req.partition_hash) {
+            warn!(
+                "{}.{}: {} refused: {why}",
+                req.app_id, req.partition_index, req.name
+            );
+            return sink.send(Reply::err("ERR_INVALID_DATA"));
+        }
         if !r.is_primary() {
             return sink.send(Reply::err("ERR_INVALID_STATE"));
         }
@@ -1028,15 +1045,22 @@ impl ReplicaStub {
         if !readable {
             return Some(Reply::err("ERR_INVALID_STATE"));
         }
+        // Keys the key schema cannot hold are refused (upstream's server aborts on them).
+        let raw_ok = |k: &Blob| crate::base::key_schema::decode(&k.0).is_some();
+        let hash_key_ok = |k: &[u8]| k.len() <= crate::base::key_schema::MAX_HASH_KEY_LEN;
         let read = match name {
-            "RPC_RRDB_RRDB_GET" => arg::<Blob>(req).map(|k| Reply::of(&app.on_get(&k))),
-            "RPC_RRDB_RRDB_TTL" => arg::<Blob>(req).map(|k| Reply::of(&app.on_ttl(&k))),
-            "RPC_RRDB_RRDB_SORTKEY_COUNT" => {
-                arg::<Blob>(req).map(|k| Reply::of(&app.on_sortkey_count(&k)))
-            }
-            "RPC_RRDB_RRDB_MULTI_GET" => {
-                arg::<rrdb::MultiGetRequest>(req).map(|m| Reply::of(&app.on_multi_get(&m)))
-            }
+            "RPC_RRDB_RRDB_GET" => arg::<Blob>(req)
+                .filter(raw_ok)
+                .map(|k| Reply::of(&app.on_get(&k))),
+            "RPC_RRDB_RRDB_TTL" => arg::<Blob>(req)
+                .filter(raw_ok)
+                .map(|k| Reply::of(&app.on_ttl(&k))),
+            "RPC_RRDB_RRDB_SORTKEY_COUNT" => arg::<Blob>(req)
+                .filter(|k| hash_key_ok(&k.0))
+                .map(|k| Reply::of(&app.on_sortkey_count(&k))),
+            "RPC_RRDB_RRDB_MULTI_GET" => arg::<rrdb::MultiGetRequest>(req)
+                .filter(|m| hash_key_ok(m.hash_key.as_ref().map_or(&[][..], |b| &b.0)))
+                .map(|m| Reply::of(&app.on_multi_get(&m))),
             "RPC_RRDB_RRDB_BATCH_GET" => {
                 arg::<rrdb::BatchGetRequest>(req).map(|m| Reply::of(&app.on_batch_get(&m)))
             }

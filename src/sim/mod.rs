@@ -23,15 +23,18 @@ pub enum Bug {
     /// A batch of client writes is acknowledged before every write in it is prepared on
     /// every member.
     AckBatchEarly,
+    /// A primary whose log failed goes to Error without telling the meta.
+    SilentLocalFailure,
 }
 
 impl Bug {
-    pub const ALL: [(&'static str, Bug); 5] = [
+    pub const ALL: [(&'static str, Bug); 6] = [
         ("ack-before-prepare", Bug::AckBeforePrepare),
         ("skip-reconciliation", Bug::SkipReconciliation),
         ("read-without-lease", Bug::ReadWithoutLease),
         ("read-before-reconcile", Bug::ReadBeforeReconcile),
         ("ack-batch-early", Bug::AckBatchEarly),
+        ("silent-local-failure", Bug::SilentLocalFailure),
     ];
 
     pub fn parse(s: &str) -> Option<Bug> {

@@ -430,6 +430,8 @@ pub struct World {
     pub log: Option<Vec<String>>,
     /// Verbose mode: the last (status, ballot, committed, prepared) noted per replica.
     seen_status: BTreeMap<(NodeId, i32), (String, i64, i64, i64)>,
+    /// Since when the meta has named as primary a replica in Error on a running server.
+    error_primary_since: BTreeMap<i32, i64>,
     /// Client writes committed in mutations of more than one write.
     batched_writes: u64,
 }
@@ -464,6 +466,7 @@ impl World {
             Some(Bug::AckBeforePrepare) => Inject::AckBeforePrepare,
             Some(Bug::SkipReconciliation) => Inject::SkipReconciliation,
             Some(Bug::AckBatchEarly) => Inject::AckBatchEarly,
+            Some(Bug::SilentLocalFailure) => Inject::SilentLocalFailure,
             _ => Inject::None,
         };
         let pacifica = pacifica::Options {
@@ -551,6 +554,7 @@ impl World {
             trace: Fnv::default(),
             log: None,
             seen_status: BTreeMap::new(),
+            error_primary_since: BTreeMap::new(),
             batched_writes: 0,
         };
         if w.opts.verbose {
@@ -684,6 +688,35 @@ impl World {
                 .unwrap_or_default(),
             None => BTreeMap::new(),
         };
+        // A failed primary must leave the configuration within the failure-detection time:
+        // it reports itself at once, and config sync repeats the report.
+        let limit = self.timing.grace_ms + 3 * self.timing.sync_ms + 5_000;
+        self.error_primary_since
+            .retain(|p, _| current.contains_key(p));
+        for (pidx, (_, primary)) in &current {
+            let failed = self.servers.get(primary).is_some_and(|s| {
+                s.up && s
+                    .reps
+                    .get(pidx)
+                    .is_some_and(|r| r.core.status == Status::Error)
+            });
+            // Only time in which the meta runs and reaches that server counts.
+            let reachable = self.meta.up
+                && self.connected(self.meta_id, *primary)
+                && self.connected(*primary, self.meta_id);
+            if !failed || !reachable {
+                self.error_primary_since.remove(pidx);
+                continue;
+            }
+            let since = *self.error_primary_since.entry(*pidx).or_insert(self.now);
+            if self.now - since > limit {
+                self.checker.fail(format!(
+                    "partition {pidx}: the meta has named {} primary for {} ms while its replica is in Error",
+                    name(*primary),
+                    self.now - since
+                ));
+            }
+        }
         for ((node, pidx), st) in changes {
             self.note(format!(
                 "{} {pidx}: {} ballot {} committed {} prepared {}",
@@ -1790,10 +1823,14 @@ impl World {
                 Action::AppendLog(m) => {
                     if s.faults.append > 0 {
                         s.faults.append -= 1;
-                        r.core.status = Status::Error;
+                        // As partition.rs: the rest of the batch is dropped, the failure is
+                        // reported (a primary asks the meta to remove it).
+                        q.clear();
+                        let mut more = Vec::new();
+                        r.core.on_local_failure(&mut more);
+                        q.extend(more);
                         self.note(format!("{} {pidx}: log append failed", name(id)));
-                        // As partition.rs: the rest of the batch is dropped.
-                        return;
+                        continue;
                     }
                     let (d, b) = (m.decree, m.ballot);
                     disk.log.push(m);

@@ -86,6 +86,56 @@ pub enum WriteResponse {
     CheckAndMutate(CheckAndMutateResponse),
 }
 
+impl WriteResponse {
+    /// The RocksDB status code of the response.
+    pub fn error(&self) -> i32 {
+        match self {
+            WriteResponse::Update(u) => u.error,
+            WriteResponse::MultiRemove(u) => u.error,
+            WriteResponse::Incr(u) => u.error,
+            WriteResponse::CheckAndSet(u) => u.error,
+            WriteResponse::CheckAndMutate(u) => u.error,
+        }
+        .unwrap_or(0)
+    }
+
+    /// Whether the storage itself failed (upstream's apply errors that fail the replica:
+    /// corruption and I/O errors such as a full disk), as opposed to a refused request.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self.error(), rs::CORRUPTION | rs::IO_ERROR)
+    }
+}
+
+/// Why a write request's keys cannot be stored, if they cannot (upstream's server aborts on
+/// these; ours refuses them before they are logged): a raw key too short for its 2-byte
+/// hash-key length or shorter than that length says; a raw key whose hash differs from the
+/// partition hash the client sent (a hash key over 65535 bytes whose length wrapped); a hash
+/// key longer than the key schema holds.
+pub fn write_key_error(req: &WriteRequest, partition_hash: u64) -> Option<&'static str> {
+    let raw = |k: &[u8]| -> Option<&'static str> {
+        match key_schema::hash_full_key(k) {
+            None => Some("malformed key"),
+            Some(h) if partition_hash != 0 && h != partition_hash => {
+                Some("key does not hash to the partition hash sent with it")
+            }
+            Some(_) => None,
+        }
+    };
+    let hash_key = |k: &Option<Blob>| -> Option<&'static str> {
+        (bytes(k).len() > key_schema::MAX_HASH_KEY_LEN)
+            .then_some("hash key longer than 65534 bytes")
+    };
+    match req {
+        WriteRequest::Put(u) => raw(bytes(&u.key)),
+        WriteRequest::Remove(k) => raw(&k.0),
+        WriteRequest::Incr(r) => raw(bytes(&r.key)),
+        WriteRequest::MultiPut(r) => hash_key(&r.hash_key),
+        WriteRequest::MultiRemove(r) => hash_key(&r.hash_key),
+        WriteRequest::CheckAndSet(r) => hash_key(&r.hash_key),
+        WriteRequest::CheckAndMutate(r) => hash_key(&r.hash_key),
+    }
+}
+
 fn bytes(b: &Option<Blob>) -> &[u8] {
     b.as_ref().map(|b| b.0.as_slice()).unwrap_or(&[])
 }
