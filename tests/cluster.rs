@@ -307,9 +307,56 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
     );
     assert_eq!(get("cluster_name"), "test");
 
+    // Keys the key schema cannot hold are refused before they are logged.
+    let temp_id = temp.app_id.unwrap();
+    let raw_put = |k: Vec<u8>| rrdb::UpdateRequest {
+        key: Some(Blob(k)),
+        value: Some(Blob(b"v".to_vec())),
+        expire_ts_seconds: Some(0),
+        ..Default::default()
+    };
+    for bad in [vec![0u8], vec![0, 16, b'a']] {
+        let (e, _) = rep.call("RPC_RRDB_RRDB_PUT", temp_id, 0, &raw_put(bad.clone()));
+        assert_eq!(e, "ERR_INVALID_DATA", "put of key {bad:?}");
+        let (e, _) = rep.call("RPC_RRDB_RRDB_GET", temp_id, 0, &Blob(bad.clone()));
+        assert_eq!(e, "ERR_INVALID_DATA", "get of key {bad:?}");
+    }
+    let long_hash_key = vec![b'h'; 70_000];
+    let multi = rrdb::MultiPutRequest {
+        hash_key: Some(Blob(long_hash_key.clone())),
+        kvs: Some(vec![rrdb::KeyValue::new(
+            Blob(b"s".to_vec()),
+            Blob(b"v".to_vec()),
+            0,
+        )]),
+        expire_ts_seconds: Some(0),
+    };
+    let (e, _) = rep.call("RPC_RRDB_RRDB_MULTI_PUT", temp_id, 0, &multi);
+    assert_eq!(e, "ERR_INVALID_DATA");
+    // A 70 KB hash key whose 2-byte length wrapped parses as another (hash key, sort key);
+    // the partition hash sent with it gives it away.
+    let mut wrapped = ((long_hash_key.len() % 65536) as u16)
+        .to_be_bytes()
+        .to_vec();
+    wrapped.extend_from_slice(&long_hash_key);
+    let full_hash = pegasus_rs::base::key_schema::hash(&long_hash_key, b"");
+    let mut frame = thft_v0(
+        "RPC_RRDB_RRDB_PUT",
+        rep.next_seq(),
+        temp_id,
+        (full_hash % 4) as i32,
+        5000,
+        &ReplyValue {
+            ttype: 12,
+            bytes: protocol::encode_struct(&raw_put(wrapped)),
+        },
+    );
+    frame[40..48].copy_from_slice(&full_hash.to_be_bytes());
+    let (e, _) = rep.call_framed(&frame);
+    assert_eq!(e, "ERR_INVALID_DATA");
+
     // Write to temp, restart both servers (SIGKILL), and read it back.
     let tp = pidx_of(b"hk-restart", 4);
-    let temp_id = temp.app_id.unwrap();
     let put = rrdb::UpdateRequest {
         key: Some(key(b"hk-restart", b"s")),
         value: Some(Blob(b"survives".to_vec())),
