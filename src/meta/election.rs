@@ -93,9 +93,7 @@ impl Election {
         log::info!("meta {self_addr} queued for the leader lock as {dir}/{me}");
         remove_own_duplicates(&client, &dir, &me, self_addr).await;
         let (tx, rx) = watch::channel(LeaderView::default());
-        let client2 = client.clone();
-        let tx2 = tx.clone();
-        tokio::spawn(watch_session(client2, tx2));
+        tokio::spawn(watch_session(client.clone()));
         let self_addr = self_addr.to_string();
         tokio::spawn(async move { run_election(client, dir, me, self_addr, tx).await });
         Ok(Election { rx })
@@ -168,19 +166,18 @@ fn restart_self() -> std::io::Error {
     std::process::Command::new(exe).args(args).exec()
 }
 
-/// Steps down as soon as the session is disconnected; restarts once it is expired or closed.
-async fn watch_session(client: zk::Client, tx: watch::Sender<LeaderView>) {
+/// Keeps the leadership through a lost connection, as upstream's lock service does (the lock
+/// is held as long as the session lives: state changes fail meanwhile, beacons are still
+/// answered, so replica servers keep their leases and go on serving); restarts once the
+/// session is expired or closed.
+async fn watch_session(client: zk::Client) {
     let mut w = client.state_watcher();
     loop {
         match w.changed().await {
             zk::SessionState::Disconnected => {
-                let was = tx.borrow().is_leader;
-                tx.send_modify(|v| v.is_leader = false);
-                if was {
-                    log::warn!("lost the ZooKeeper connection: no longer acting as meta leader until it is back");
-                } else {
-                    log::warn!("lost the ZooKeeper connection; reconnecting");
-                }
+                log::warn!(
+                    "lost the ZooKeeper connection; reconnecting (leadership is kept while the session lives)"
+                );
             }
             zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                 log::info!("ZooKeeper connection is back");
@@ -189,10 +186,6 @@ async fn watch_session(client: zk::Client, tx: watch::Sender<LeaderView>) {
             s => fatal(&format!("the ZooKeeper session ended ({s:?})")),
         }
     }
-}
-
-fn connected(client: &zk::Client) -> bool {
-    client.state() == zk::SessionState::SyncConnected
 }
 
 async fn run_election(
@@ -229,13 +222,12 @@ async fn run_election(
             let path = format!("{dir}/{me}");
             match client.check_and_watch_stat(&path).await {
                 Ok((Some(_), w)) => {
-                    let active = connected(&client);
                     let was = tx.borrow().is_leader;
                     tx.send_modify(|v| {
                         v.leader = Some(self_addr.clone());
-                        v.is_leader = active;
+                        v.is_leader = true;
                     });
-                    if active && !was {
+                    if !was {
                         log::info!("this meta ({self_addr}) got the leader lock {path}");
                     }
                     w
