@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::idl::dsn::{Gpid, HostPort, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::rpc::host_port::from_text;
+#[cfg(test)]
+use crate::rpc::host_port::literal;
 
 const APP_STATUS_NAMES: [&str; 8] = [
     "AS_INVALID",
@@ -41,12 +43,6 @@ fn hp_text(h: &Option<HostPort>) -> String {
         Some(h) if !h.is_invalid() => format!("{}:{}", h.host, h.port),
         _ => "invalid host_port".to_string(),
     }
-}
-
-/// The host_port twin of an address with the IPv4 literal as host (the simulator's naming;
-/// servers name nodes through [`crate::rpc::host_port::book`]).
-pub fn host_port_of(a: RpcAddress) -> HostPort {
-    crate::rpc::host_port::literal(a)
 }
 
 pub fn app_info_to_json(a: &AppInfo) -> String {
@@ -265,12 +261,12 @@ mod tests {
     fn partition_json_matches_upstream_example() {
         let want = r#"{"pid":"2.1","ballot":0,"max_replica_count":3,"primary":"invalid address","secondaries":[],"last_drops":[],"last_committed_decree":0,"partition_flags":0,"hp_primary":"invalid host_port","hp_secondaries":[],"hp_last_drops":[]}"#;
         let p = partition_from_json(want.as_bytes()).unwrap();
-        assert_eq!(partition_to_json(&with_host_ports(&p, &host_port_of)), want);
+        assert_eq!(partition_to_json(&with_host_ports(&p, &literal)), want);
         let a = RpcAddress::from_ipv4(Ipv4Addr::new(10, 0, 0, 1), 34801);
         let mut q = p.clone();
         q.primary = Some(a);
         q.last_drops = Some(vec![a]);
-        let text = partition_to_json(&with_host_ports(&q, &host_port_of));
+        let text = partition_to_json(&with_host_ports(&q, &literal));
         assert!(text.contains(r#""primary":"10.0.0.1:34801""#));
         assert!(text.contains(r#""hp_last_drops":["10.0.0.1:34801"]"#));
         let back = partition_from_json(text.as_bytes()).unwrap();

@@ -158,7 +158,7 @@ impl ServerState {
             defaults,
             now,
             wall_seconds,
-            Box::new(json::host_port_of),
+            Box::new(crate::rpc::host_port::literal),
             &|_| {},
         )
     }
@@ -210,9 +210,7 @@ impl ServerState {
                         let mut p =
                             json::partition_from_json(&d).map_err(|e| format!("{ppath}: {e}"))?;
                         stored_names(&p);
-                        p.hp_primary = None;
-                        p.hp_secondaries = None;
-                        p.hp_last_drops = None;
+                        crate::rpc::host_port::clear_pc(&mut p);
                         p
                     }
                     Err(_) => {
@@ -637,9 +635,7 @@ impl ServerState {
         // Configurations are kept by address; hp_* are filled where they leave the meta.
         if let Some(c) = req.config.as_mut() {
             c.last_drops = current.last_drops.clone();
-            c.hp_primary = None;
-            c.hp_secondaries = None;
-            c.hp_last_drops = None;
+            crate::rpc::host_port::clear_pc(c);
         }
         req.hp_node = None;
         match guardian::check_update(&current, &req) {

@@ -266,13 +266,13 @@ impl MetaService {
                 .map(|i| app.partitions[*i as usize].clone())
                 .collect()
         };
+        // Names are filled outside the state lock (a first reverse lookup may be slow).
+        drop(s);
         for p in &mut parts {
             if host_ports {
                 book().fill_pc(p);
             } else {
-                p.hp_primary = None;
-                p.hp_secondaries = None;
-                p.hp_last_drops = None;
+                crate::rpc::host_port::clear_pc(p);
             }
         }
         resp.partitions = Some(parts);

@@ -12,6 +12,10 @@ use std::sync::{OnceLock, RwLock};
 use crate::idl::dsn::{HostPort, RpcAddress};
 use crate::idl::dsn_layer2::PartitionConfiguration;
 
+/// At most this many addresses (and IPs) are remembered: a peer may name any number of
+/// nodes, the book must not grow without bound (past it, names are looked up again).
+const MAX_ENTRIES: usize = 65_536;
+
 /// The process-wide address → host:port map.
 pub struct HostPortBook {
     map: RwLock<HashMap<u64, HostPort>>,
@@ -74,7 +78,9 @@ impl HostPortBook {
             return;
         }
         if let Ok(mut m) = self.map.write() {
-            m.insert(a.0, h.clone());
+            if m.len() < MAX_ENTRIES || m.contains_key(&a.0) {
+                m.insert(a.0, h.clone());
+            }
         }
     }
 
@@ -111,7 +117,9 @@ impl HostPortBook {
             None => {
                 let n = (self.lookup)(ip);
                 if let Ok(mut m) = self.names.write() {
-                    m.insert(ip, n.clone());
+                    if m.len() < MAX_ENTRIES {
+                        m.insert(ip, n.clone());
+                    }
                 }
                 n
             }
@@ -147,6 +155,13 @@ impl HostPortBook {
         self.fill_pc(&mut p);
         p
     }
+}
+
+/// Removes the three hp twins of a configuration (kept by address only).
+pub fn clear_pc(pc: &mut PartitionConfiguration) {
+    pc.hp_primary = None;
+    pc.hp_secondaries = None;
+    pc.hp_last_drops = None;
 }
 
 /// Parses the meta-state JSON form of a host:port: `host:port`, or `invalid host_port`.

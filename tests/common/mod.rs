@@ -192,6 +192,16 @@ impl Conn {
     }
 }
 
+/// A Thrift CALL message whose args struct holds `arg` as field 1 (the body of a THFT frame).
+fn thrift_call(name: &str, seq: i32, arg: &ReplyValue) -> Vec<u8> {
+    let mut body = protocol::encode_message_begin(name, thrift::protocol::TMessageType::Call, seq);
+    body.push(arg.ttype);
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&arg.bytes);
+    body.push(0);
+    body
+}
+
 /// Encodes a THFT v1 request as the Java client does: 16-byte header, request meta, body.
 pub fn thft_v1(name: &str, seq: i32, app_id: i32, pidx: i32, arg: &ReplyValue) -> Vec<u8> {
     let meta = pegasus_rs::idl::request_meta::ThriftRequestMetaV1 {
@@ -202,11 +212,7 @@ pub fn thft_v1(name: &str, seq: i32, app_id: i32, pidx: i32, arg: &ReplyValue) -
         is_backup_request: Some(false),
     };
     let meta = protocol::encode_struct(&meta);
-    let mut body = protocol::encode_message_begin(name, thrift::protocol::TMessageType::Call, seq);
-    body.push(arg.ttype);
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&arg.bytes);
-    body.push(0);
+    let body = thrift_call(name, seq, arg);
     let mut out = b"THFT".to_vec();
     out.extend_from_slice(&1u32.to_be_bytes());
     out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
@@ -226,11 +232,7 @@ pub fn thft_v0(
     timeout_ms: i32,
     arg: &ReplyValue,
 ) -> Vec<u8> {
-    let mut body = protocol::encode_message_begin(name, thrift::protocol::TMessageType::Call, seq);
-    body.push(arg.ttype);
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&arg.bytes);
-    body.push(0);
+    let body = thrift_call(name, seq, arg);
     let mut out = b"THFT".to_vec();
     for v in [
         0i32,
