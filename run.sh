@@ -185,7 +185,10 @@ start_instance() {
     (
         cd "$dir" || exit 1
         echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting $name: pegasus_server config.ini -app_list $role" >>"$LOG_FILE"
-        nohup "$dir/pegasus_server" config.ini -app_list "$role" >>"$LOG_FILE" 2>&1 </dev/null &
+        # ONEBOX_LAUNCH_WRAPPER (tests): a command that execs its arguments in place, e.g.
+        # "nsenter -t <pid> -m --" to run the server in a mount namespace of the test's own.
+        # shellcheck disable=SC2086
+        nohup ${ONEBOX_LAUNCH_WRAPPER:-} "$dir/pegasus_server" config.ini -app_list "$role" >>"$LOG_FILE" 2>&1 </dev/null &
         echo $! >"$PID_FILE"
     )
     pid=$(cat "$dir/$PID_FILE")
@@ -522,6 +525,8 @@ Command list:
    start_onebox_instance     start one onebox instance
    stop_onebox_instance      stop one onebox instance
    restart_onebox_instance   restart one onebox instance
+   start_zk                  start the onebox's ZooKeeper server (data kept)
+   stop_zk                   stop the onebox's ZooKeeper server
 
 'run.sh <command> -h' prints the options of a command.
 Onebox directory: $ONEBOX_DIR
@@ -768,6 +773,37 @@ run_restart_onebox_instance() {
     run_start_onebox_instance "${args[@]}"
 }
 
+# start_zk / stop_zk: upstream's subcommand names, here for the onebox's own ZooKeeper (the
+# port is the one the onebox was configured with, else ZK_PORT).
+onebox_zk_port() {
+    if [ -f "$ZK_DIR/zoo.cfg" ]; then
+        ZK_PORT=$(sed -n 's/^clientPort=//p' "$ZK_DIR/zoo.cfg")
+    fi
+}
+
+run_start_zk() {
+    case "${1:-}" in
+        -h|--help) echo "Options for subcommand 'start_zk': -h|--help (uses the onebox's ZooKeeper dir and port)"; return 0 ;;
+        "") ;;
+        *) die "start_zk takes no arguments" ;;
+    esac
+    onebox_zk_port
+    start_zookeeper
+}
+
+run_stop_zk() {
+    case "${1:-}" in
+        -h|--help) echo "Options for subcommand 'stop_zk': -h|--help"; return 0 ;;
+        "") ;;
+        *) die "stop_zk takes no arguments" ;;
+    esac
+    if ! instance_pid "$ZK_DIR" >/dev/null; then
+        echo "INFO: zookeeper is not running"
+        return 0
+    fi
+    stop_zookeeper
+}
+
 #####################
 ## main
 #####################
@@ -783,5 +819,7 @@ case "$cmd" in
     start_onebox_instance) run_start_onebox_instance "$@" ;;
     stop_onebox_instance) run_stop_onebox_instance "$@" ;;
     restart_onebox_instance) run_restart_onebox_instance "$@" ;;
+    start_zk) run_start_zk "$@" ;;
+    stop_zk) run_stop_zk "$@" ;;
     *) echo "ERROR: unknown command \"$cmd\""; echo; usage; exit 1 ;;
 esac

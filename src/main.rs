@@ -223,15 +223,15 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
             session_timeout: millis(&cfg, "zookeeper", "timeout_ms", 30_000).map_err(c)?,
         };
         let _ = cfg.get("zookeeper", "logfile");
-        let client = meta::zk_store::connect(&zk_opts).await?;
+        let session = meta::zk_store::ZkSession::connect(&zk_opts, meta::election::fatal).await?;
         let election = if zk_lock {
             let lock_params = cfg.string("meta_server", "distributed_lock_service_parameters", "");
             let lock_root = lock_params.split_whitespace().next().unwrap_or("");
-            meta::election::Election::zookeeper(client.clone(), lock_root, &self_str).await?
+            meta::election::Election::zookeeper(session.clone(), lock_root, &self_str).await?
         } else {
             meta::election::Election::simple(&self_str)
         };
-        let store = meta::zk_store::ZkStore::new(client);
+        let store = meta::zk_store::ZkStore::new(session);
         (election, zk_opts.hosts, Box::new(store))
     } else {
         // Read by the ZooKeeper services only.

@@ -1,20 +1,23 @@
 # Meta-server failover on a private onebox with ZooKeeper (3 metas on 28601-28603, 3 replica
 # servers on 28801-28803, ZooKeeper on 23181): the upstream ZooKeeper tree layout and leader
 # lock, non-leaders pointing at the leader, kill -9 of the leader meta under pypegasus3 writers
-# (no acknowledged write lost; the new leader serves and creates tables), and a leader whose
-# ZooKeeper session expires stepping down (its process restarts itself as a follower). Needs Debian's zookeeper package: run.sh installs
+# (no acknowledged write lost; the new leader serves and creates tables), ZooKeeper killed for
+# 30 s and frozen for 15 s under writers and readers (data keeps flowing, tables can be created
+# afterwards), and a leader frozen past its session timeout under writers stepping down (its
+# process restarts itself as a follower). Every measured window goes to the report. Needs Debian's zookeeper package: run.sh installs
 # it when missing, and the tests FAIL (not skip) when it cannot. Runs before test_zy/test_zz.
 import http.client
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
 import pgharness
-from pgharness import OK
+from pgharness import OK, Client
 from test_zy_pacifica import start_writers, stop_writers, longest_gap, read_back
 
 pytestmark = pytest.mark.restart  # sorted with the cluster-restarting tests, before test_zy_*
@@ -291,53 +294,151 @@ def test_kill9_leader_under_writers(zc):
     assert ok, out
 
 
-def test_zookeeper_outage_keeps_data_flowing(zc):
-    """ZooKeeper killed for 11 s (longer than the replica servers' 9 s meta lease) under
-    writers: the leader keeps its lock and answers beacons, so the replica servers keep
-    serving throughout the outage."""
+class Reader(threading.Thread):
+    """Reads known keys in a loop; records the time of every read that returned the right
+    value, and counts wrong values (a read error is not wrong, only a pause)."""
+
+    def __init__(self, idx, metas, keys, stop):
+        super().__init__(name="reader-%d" % idx, daemon=True)
+        self.metas, self.keys, self.stop = metas, keys, stop
+        self.ok_times, self.errors, self.wrong = [], 0, []
+
+    def run(self):
+        client, i, consecutive = None, 0, 0
+        while not self.stop.is_set():
+            if client is None:
+                try:
+                    client = Client(self.metas, TABLE, 3000)
+                    client.init()
+                except Exception:  # noqa: BLE001 - init failures are retried like errors
+                    pass
+            (hk, sk), v = self.keys[i % len(self.keys)]
+            i += 1
+            try:
+                r = client.get(hk, sk)
+            except Exception as e:  # noqa: BLE001
+                r = ("exception", type(e).__name__)
+            if isinstance(r, tuple) and r[0] == OK:
+                if r[1] == v:
+                    self.ok_times.append(time.time())
+                else:
+                    self.wrong.append(((hk, sk), v, r))
+                consecutive = 0
+                continue
+            self.errors += 1
+            consecutive += 1
+            if consecutive % 2 == 0:   # see Writer: a fresh client re-queries the meta
+                client.close()
+                client = None
+            time.sleep(0.05)
+        if client is not None:
+            client.close()
+
+
+def preload(metas, prefix, n=200):
+    c = pgharness.open_client(metas, TABLE, deadline_s=60)
+    keys = []
+    try:
+        for i in range(n):
+            hk, sk, v = "%s-r%03d" % (prefix, i), "k", ("v%d" % i).encode()
+            assert c.set(hk, sk, v) == (OK, None)
+            keys.append(((hk, sk), v))
+    finally:
+        c.close()
+    return keys
+
+
+def zookeeper_outage(zc, how, seconds):
+    """Kills (`kill`) or freezes (`stop`) the onebox's ZooKeeper for `seconds` under 4 writers
+    and 2 readers; returns the measured windows. Reads and writes must go on: the metas keep
+    their sessions (and the leader its lock) while ZooKeeper is away, and keep answering
+    beacons, so the replica servers' leases hold."""
     leader = zc.wait_leader(60)
-    li = zc.meta_index(leader)
     with open(os.path.join(zc.onebox_dir, "zookeeper", "pegasus_server.pid")) as f:
         zk_pid = int(f.read().strip())
+    prefix = "zk%s-%d" % (how, int(time.time()))
+    keys = preload(zc.metas, prefix)
     state = {"acked": {}, "attempted": {}}
-    stop, ws, successes, lock = start_writers(zc.metas, "zkout-%d" % int(time.time()), n=4)
+    stop, ws, successes, lock = start_writers(zc.metas, prefix, n=4)
+    rstop = threading.Event()
+    rs = [Reader(i, zc.metas, keys[i::2], rstop) for i in range(2)]
+    for r in rs:
+        r.start()
     try:
         time.sleep(3)
         with lock:
             assert successes, "no write succeeded before the outage: %r" % (
                 [w.last_error for w in ws],)
-        t_kill = time.time()
-        os.kill(zk_pid, signal.SIGKILL)
-        assert wait_gone(zk_pid), "zookeeper (pid %d) did not die" % zk_pid
-        time.sleep(11)
-        still = zc.leader([leader])
-        t_restart = time.time()
-        # run.sh starts the onebox's ZooKeeper again before a meta; the meta itself is still
-        # running, which run.sh reports as a failure.
-        try:
-            zc.run("start_onebox_instance", "-m", str(li), timeout=120)
-        except RuntimeError as e:
-            assert "started zookeeper" in str(e) and "is already running" in str(e), e
+        t_out = time.time()
+        if how == "kill":
+            os.kill(zk_pid, signal.SIGKILL)
+            assert wait_gone(zk_pid), "zookeeper (pid %d) did not die" % zk_pid
+            time.sleep(seconds)
+            during = zc.leader()
+            zc.run("start_zk", timeout=120)
+        else:
+            os.kill(zk_pid, signal.SIGSTOP)
+            try:
+                time.sleep(seconds)
+                during = zc.leader()
+            finally:
+                os.kill(zk_pid, signal.SIGCONT)
         t_back = time.time()
-        time.sleep(5)
-        with lock:
-            times = sorted(t for t, _ in successes)
-        gap, gap_at = longest_gap(times, t_kill, t_restart)
-        after = zc.wait_leader(30)
+        time.sleep(8)
+        t_end = time.time()
+        after = zc.wait_leader(60)
+        # table changes work again through whichever meta leads now
+        name = "after_zk_%s" % how
+        rc, out = zc.tool("create_app", ",".join(zc.metas), name, "4", "3")
+        assert rc == 0, out
+        zc.wait_healthy(name)
+        t_created = time.time()
     finally:
         stop_writers(stop, ws, state)
-    # The session outlives the outage unless ZooKeeper takes longer to come back than the
-    # client's own expiry (1.4 x the session timeout since the last reply): then the leader
-    # restarts and another meta may take over.
-    report("zookeeper down for %.1fs under writers: leader during the outage %s; longest pause "
-           "of all writes while it was down %.2fs (from +%.1fs); leader after it: %s"
-           % (t_back - t_kill, still, gap, gap_at, after))
-    assert still == leader, "the leader gave up its lock while ZooKeeper was away"
-    assert gap < 3.0, "writes stopped for %.1fs during the ZooKeeper outage" % gap
+        rstop.set()
+        for r in rs:
+            r.join(timeout=60)
+    with lock:
+        times = sorted(t for t, _ in successes)
+    wgap, wgap_at = longest_gap(times, t_out, t_end)
+    rgap, rgap_at = longest_gap(sorted(t for r in rs for t in r.ok_times), t_out, t_end)
+    report("zookeeper %s for %.1fs under 4 writers and 2 readers: leader before %s, during %s, "
+           "after %s; longest pause of writes %.2fs (from +%.1fs), of reads %.2fs (from +%.1fs); "
+           "table %s created and served %.1fs after ZooKeeper was back; %d reads, %d read "
+           "errors"
+           % ("killed" if how == "kill" else "SIGSTOPped", t_back - t_out, leader, during, after,
+              wgap, wgap_at, rgap, rgap_at, name, t_created - t_back,
+              sum(len(r.ok_times) for r in rs), sum(r.errors for r in rs)))
+    assert not [w for r in rs for w in r.wrong], [w for r in rs for w in r.wrong][:5]
+    assert wgap < 5.0, "writes stopped for %.1fs during the ZooKeeper outage" % wgap
+    assert rgap < 5.0, "reads stopped for %.1fs during the ZooKeeper outage" % rgap
     missing, wrong = read_back(zc.metas, state["acked"])
     assert not missing, "%d acknowledged writes lost, e.g. %r" % (len(missing), missing[:10])
     assert not wrong, "%d reads wrong/failed, e.g. %r" % (len(wrong), wrong[:5])
+    c = pgharness.open_client(zc.metas, name, deadline_s=60)
+    try:
+        assert c.set("nt", "k", "v") == (OK, None)
+        assert c.get("nt", "k") == (OK, b"v")
+    finally:
+        c.close()
     zc.wait_healthy()
+    return leader, during, after
+
+
+def test_zookeeper_killed_for_30s_keeps_data_flowing(zc):
+    """30 s is three session timeouts: the Rust client gives the session up on its own after
+    14 s, and the meta resumes it once ZooKeeper is back (the server restored it from its
+    log), so the leader keeps its lock throughout, as upstream's C client would."""
+    leader, during, after = zookeeper_outage(zc, "kill", 30)
+    assert during == leader, "the leader gave up its lock while ZooKeeper was down"
+    assert after == leader, "leadership moved after the outage (%s -> %s)" % (leader, after)
+
+
+def test_zookeeper_frozen_for_15s_keeps_data_flowing(zc):
+    """A frozen ZooKeeper may expire every session as soon as it runs again (their deadlines
+    passed while it was stopped): then every meta restarts and queues for the lock anew, and
+    the replica servers' leases must outlive that."""
+    zookeeper_outage(zc, "stop", 15)
 
 
 def test_leader_losing_its_session_steps_down(zc):
@@ -345,35 +446,52 @@ def test_leader_losing_its_session_steps_down(zc):
     old_i = zc.meta_index(old)
     pid = zc.meta_pid(old_i)
     log_before = len(zc.meta_log(old_i))
-    # Freeze the leader for longer than its session timeout: ZooKeeper expires the session and
-    # another meta takes over. Once thawed, the old leader must give up leadership: it leaves
-    # and starts its process anew (same pid), queueing for the lock behind the new leader.
-    t0 = time.time()
-    os.kill(pid, signal.SIGSTOP)
+    state = {"acked": {}, "attempted": {}}
+    stop, ws, successes, lock = start_writers(zc.metas, "metastop-%d" % int(time.time()), n=4)
+    time.sleep(3)
     try:
-        others = [m for m in zc.metas if m != old]
-        new = zc.wait_leader(ZK_SESSION_TIMEOUT_MS / 1000.0 + 60, metas=others)
-        t_new = time.time()
+        # Freeze the leader for longer than its session timeout: ZooKeeper expires the session and
+        # another meta takes over. Once thawed, the old leader must give up leadership: it leaves
+        # and starts its process anew (same pid), queueing for the lock behind the new leader.
+        t0 = time.time()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            others = [m for m in zc.metas if m != old]
+            new = zc.wait_leader(ZK_SESSION_TIMEOUT_MS / 1000.0 + 60, metas=others)
+            t_new = time.time()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.time() + 30
+        while "ZooKeeper session expired" not in zc.meta_log(old_i)[log_before:]:
+            assert time.time() < deadline, "meta%d did not notice its expired session" % old_i
+            time.sleep(0.1)
+        t_noticed = time.time()
+        # from then on it never answers as leader, and it rejoins the lock queue
+        deadline = time.time() + 60
+        while True:
+            assert zc.leader([old]) is None, "meta%d still acts as leader" % old_i
+            if len(zc.zk_ls(LOCK_DIR)) == 3:
+                break
+            assert time.time() < deadline, "meta%d did not queue for the lock again" % old_i
+            time.sleep(0.5)
+        t_back = time.time()
+        assert zc.leader([old]) is None
+        assert zc.wait_leader(30) == new
+        assert zc.meta_pid(old_i) == pid and not wait_gone(pid, timeout=0.5)
+        zc.wait_healthy()
+        t_healthy = time.time()
+        time.sleep(2)
     finally:
-        os.kill(pid, signal.SIGCONT)
-    deadline = time.time() + 30
-    while "ZooKeeper session expired" not in zc.meta_log(old_i)[log_before:]:
-        assert time.time() < deadline, "meta%d did not notice its expired session" % old_i
-        time.sleep(0.1)
-    t_noticed = time.time()
-    # from then on it never answers as leader, and it rejoins the lock queue
-    deadline = time.time() + 60
-    while True:
-        assert zc.leader([old]) is None, "meta%d still acts as leader" % old_i
-        if len(zc.zk_ls(LOCK_DIR)) == 3:
-            break
-        assert time.time() < deadline, "meta%d did not queue for the lock again" % old_i
-        time.sleep(0.5)
-    t_back = time.time()
-    assert zc.leader([old]) is None
-    assert zc.wait_leader(30) == new
-    assert zc.meta_pid(old_i) == pid and not wait_gone(pid, timeout=0.5)
-    report("SIGSTOP leader meta%d (%s): %s took over after %.1fs; after SIGCONT the old leader "
-           "saw its session expired within %.1fs, restarted and queued again as a follower "
-           "%.1fs later" % (old_i, old, new, t_new - t0, t_noticed - t_new, t_back - t_noticed))
-    zc.wait_healthy()
+        stop.set()
+    stop_writers(stop, ws, state)
+    with lock:
+        times = sorted(t for t, _ in successes)
+    gap, gap_at = longest_gap(times, t0, t_healthy + 2)
+    report("SIGSTOP leader meta%d (%s) under 4 writers: %s took over after %.1fs; after SIGCONT "
+           "the old leader saw its session expired within %.1fs, restarted and queued again as a "
+           "follower %.1fs later; longest pause of all writes %.2fs (from +%.1fs); %d acked"
+           % (old_i, old, new, t_new - t0, t_noticed - t_new, t_back - t_noticed, gap, gap_at,
+              len(state["acked"])))
+    missing, wrong = read_back(zc.metas, state["acked"])
+    assert not missing, "%d acknowledged writes lost, e.g. %r" % (len(missing), missing[:10])
+    assert not wrong, "%d reads wrong/failed, e.g. %r" % (len(wrong), wrong[:5])

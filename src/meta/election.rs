@@ -2,10 +2,13 @@
 //! (ephemeral sequential `LOCKNODE` children of `<lock_root>/dsn.meta.server.leader`, the
 //! smallest sequence owns the lock) and the in-process `distributed_lock_service_simple`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-use super::zk_store::{backoff, classify, with_retry, ErrorKind};
+use super::zk_store::{backoff, classify, with_retry, ErrorKind, ZkSession};
 
 /// The lock id of the meta leader lock.
 pub const LOCK_ID: &str = "dsn.meta.server.leader";
@@ -45,6 +48,10 @@ pub fn lock_dir(lock_root: &str) -> String {
     format!("{}/{LOCK_ID}", lock_root.trim_end_matches('/'))
 }
 
+/// Set once this process has lost the lock for good (see `fatal`): from then on no view says
+/// leader, even in the moment before the process restarts.
+static LOCK_LOST: AtomicBool = AtomicBool::new(false);
+
 /// A running election; cheap to clone.
 #[derive(Clone)]
 pub struct Election {
@@ -63,14 +70,17 @@ impl Election {
         Election { rx }
     }
 
-    /// Joins the ZooKeeper lock and runs the election in the background. A lost session or a
-    /// deleted own lock node ends the process (as upstream's meta does) and starts it anew, so
-    /// it queues for the lock again (see `fatal`).
+    /// Joins the ZooKeeper lock and runs the election in the background. An expired session
+    /// (see `ZkSession`) or a deleted own lock node ends the process (as upstream's meta does)
+    /// and starts it anew, so it queues for the lock again (see `fatal`). The lock is kept
+    /// through lost connections, as upstream's lock service keeps it: state changes fail
+    /// meanwhile, but beacons are still answered, so replica servers keep serving.
     pub async fn zookeeper(
-        client: zk::Client,
+        session: Arc<ZkSession>,
         lock_root: &str,
         self_addr: &str,
     ) -> Result<Election, String> {
+        let client = session.client();
         if lock_root.trim().is_empty() || !lock_root.starts_with('/') {
             return Err(format!(
                 "[meta_server] distributed_lock_service_parameters = {lock_root:?} must be an absolute ZooKeeper path"
@@ -93,14 +103,18 @@ impl Election {
         log::info!("meta {self_addr} queued for the leader lock as {dir}/{me}");
         remove_own_duplicates(&client, &dir, &me, self_addr).await;
         let (tx, rx) = watch::channel(LeaderView::default());
-        tokio::spawn(watch_session(client.clone()));
         let self_addr = self_addr.to_string();
-        tokio::spawn(async move { run_election(client, dir, me, self_addr, tx).await });
+        tokio::spawn(async move { run_election(session, dir, me, self_addr, tx).await });
         Ok(Election { rx })
     }
 
     pub fn view(&self) -> LeaderView {
-        self.rx.borrow().clone()
+        let mut v = self.rx.borrow().clone();
+        if LOCK_LOST.load(Ordering::SeqCst) {
+            v.is_leader = false;
+            v.leader = None;
+        }
+        v
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LeaderView> {
@@ -134,7 +148,8 @@ async fn remove_own_duplicates(client: &zk::Client, dir: &str, me: &str, value: 
 /// relying on a supervisor it then starts itself anew (same pid, same arguments), so the fresh
 /// process reconnects (with backoff while ZooKeeper is away) and queues for the lock again
 /// with an empty state. `PEGASUS_META_EXIT_ON_LOCK_LOSS=1` makes it just exit.
-fn fatal(msg: &str) -> ! {
+pub fn fatal(msg: &str) -> ! {
+    LOCK_LOST.store(true, Ordering::SeqCst);
     let exit_only = std::env::var("PEGASUS_META_EXIT_ON_LOCK_LOSS").is_ok_and(|v| v == "1");
     if exit_only {
         log::error!("{msg}; the meta server exits (restart it to queue for the lock again)");
@@ -166,43 +181,35 @@ fn restart_self() -> std::io::Error {
     std::process::Command::new(exe).args(args).exec()
 }
 
-/// Keeps the leadership through a lost connection, as upstream's lock service does (the lock
-/// is held as long as the session lives: state changes fail meanwhile, beacons are still
-/// answered, so replica servers keep their leases and go on serving); restarts once the
-/// session is expired or closed.
-async fn watch_session(client: zk::Client) {
-    let mut w = client.state_watcher();
-    loop {
-        match w.changed().await {
-            zk::SessionState::Disconnected => {
-                log::warn!(
-                    "lost the ZooKeeper connection; reconnecting (leadership is kept while the session lives)"
-                );
-            }
-            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                log::info!("ZooKeeper connection is back");
-            }
-            zk::SessionState::Expired => fatal("the ZooKeeper session expired"),
-            s => fatal(&format!("the ZooKeeper session ended ({s:?})")),
-        }
+/// Waits until the session's client is replaced (the session was resumed); the process ends
+/// instead if the session turns out to be expired.
+async fn wait_new_client(generation: &mut watch::Receiver<u64>) {
+    if generation.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 async fn run_election(
-    client: zk::Client,
+    session: Arc<ZkSession>,
     dir: String,
     me: String,
     self_addr: String,
     tx: watch::Sender<LeaderView>,
 ) {
-    let mut states = client.state_watcher();
+    let mut generation = session.subscribe();
     let mut attempt = 0u32;
     loop {
+        generation.borrow_and_update();
+        let client = session.client();
+        let mut states = client.state_watcher();
         let (kids, _) = with_retry("list", &dir, || client.list_children(&dir)).await;
         let kids = match kids {
             Ok(k) => k,
             Err(e) if classify(&e) == ErrorKind::Fatal => {
-                fatal(&format!("cannot list the lock directory {dir}: {e}"))
+                // The client gave the session up; keep the lock view while it is resumed.
+                log::warn!("cannot list the lock directory {dir}: {e}; waiting for the session");
+                wait_new_client(&mut generation).await;
+                continue;
             }
             Err(e) => {
                 log::warn!("cannot list the lock directory {dir}: {e}");
@@ -233,6 +240,10 @@ async fn run_election(
                     w
                 }
                 Ok((None, _)) => fatal(&format!("the lock node {path} was deleted")),
+                Err(e) if classify(&e) == ErrorKind::Fatal => {
+                    wait_new_client(&mut generation).await;
+                    continue;
+                }
                 Err(e) => {
                     log::warn!("cannot watch {path}: {e}");
                     tokio::time::sleep(backoff(0)).await;
@@ -255,6 +266,10 @@ async fn run_election(
                     w
                 }
                 Err(zk::Error::NoNode) => continue,
+                Err(e) if classify(&e) == ErrorKind::Fatal => {
+                    wait_new_client(&mut generation).await;
+                    continue;
+                }
                 Err(e) => {
                     log::warn!("cannot read the lock owner {path}: {e}");
                     tokio::time::sleep(backoff(0)).await;
@@ -262,10 +277,11 @@ async fn run_election(
                 }
             }
         };
-        // Wait for the watched node to change, or for the connection to come back after a
-        // disconnection (watches may have been missed meanwhile).
+        // Wait for the watched node to change, for the connection to come back after a
+        // disconnection (watches may have been missed meanwhile), or for a resumed session.
         tokio::select! {
             _ = watcher.changed() => {}
+            _ = wait_new_client(&mut generation) => {}
             _ = async {
                 loop {
                     if states.changed().await == zk::SessionState::SyncConnected {

@@ -264,6 +264,7 @@ impl ServerState {
             }
         }
         info!("meta state loaded: {} tables", s.apps.len());
+        s.store.loaded();
         Ok(s)
     }
 

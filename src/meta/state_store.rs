@@ -38,6 +38,9 @@ pub trait StateStore: Send {
     fn exists(&self, path: &str) -> bool {
         self.get_data(path).is_ok()
     }
+    /// Called once the meta state is loaded: from then on calls are made with the state
+    /// locked and must not wait long (see `zk_store::STORE_CALL_DEADLINE`).
+    fn loaded(&mut self) {}
     /// Creates `path` and every missing ancestor with empty values.
     fn ensure_path(&mut self, path: &str) -> Result<()> {
         let mut cur = String::new();

@@ -1,10 +1,15 @@
-//! The ZooKeeper state store (`meta_state_service_zookeeper`): the meta's tree kept in
-//! persistent, world-open znodes, with upstream's error mapping and retry-until-done writes.
+//! The ZooKeeper session and state store (`meta_state_service_zookeeper`): the meta's tree
+//! kept in persistent, world-open znodes, with upstream's error mapping. The session is kept
+//! for as long as the ZooKeeper servers keep it, as upstream's C client does: the Rust client
+//! gives a session up on its own after 1.4 session timeouts without a server, so it is then
+//! resumed by id and password, and only a server's verdict ends it.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use super::state_store::{Result, StateStore, StoreError};
@@ -63,6 +68,119 @@ fn to_store_error(e: &zk::Error, path: &str) -> StoreError {
 /// retries every second).
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(4)).min(1000))
+}
+
+/// True while requests can be sent on the client's connection.
+pub fn is_connected(state: zk::SessionState) -> bool {
+    matches!(
+        state,
+        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
+    )
+}
+
+/// The meta's ZooKeeper session, shared by the election and the state store. The client in
+/// it is replaced when the session is resumed on a new connection; `generation` counts the
+/// replacements so waiters can pick the new client up.
+pub struct ZkSession {
+    client: RwLock<zk::Client>,
+    generation: watch::Sender<u64>,
+    opts: ZkOptions,
+}
+
+impl ZkSession {
+    /// Connects (retrying while no server answers) and keeps the session alive in the
+    /// background. A session the servers declare expired ends the process through
+    /// `on_expired` (the meta restarts itself, see `election::fatal`).
+    pub async fn connect(
+        opts: &ZkOptions,
+        on_expired: fn(&str) -> !,
+    ) -> std::result::Result<Arc<ZkSession>, String> {
+        let client = connect(opts).await?;
+        let (generation, _) = watch::channel(0);
+        let s = Arc::new(ZkSession {
+            client: RwLock::new(client),
+            generation,
+            opts: opts.clone(),
+        });
+        tokio::spawn(s.clone().keep_alive(on_expired));
+        Ok(s)
+    }
+
+    /// The current client (cheap: the client is a handle).
+    pub fn client(&self) -> zk::Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Changes whenever the client is replaced.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn replace(&self, c: zk::Client) {
+        match self.client.write() {
+            Ok(mut g) => *g = c,
+            Err(poisoned) => *poisoned.into_inner() = c,
+        }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Logs connection changes; when the client gives the session up, resumes it on a new
+    /// connection until a server accepts it (the ephemeral lock node lives on) or says it
+    /// expired.
+    async fn keep_alive(self: Arc<Self>, on_expired: fn(&str) -> !) {
+        loop {
+            let client = self.client();
+            let mut w = client.state_watcher();
+            let ended = loop {
+                match w.changed().await {
+                    zk::SessionState::Disconnected => log::warn!(
+                        "lost the ZooKeeper connection; reconnecting (the session and the leader lock are kept while the session lives)"
+                    ),
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                        log::info!("ZooKeeper connection is back")
+                    }
+                    s => break s,
+                }
+            };
+            if ended != zk::SessionState::Expired {
+                on_expired(&format!("the ZooKeeper session ended ({ended:?})"));
+            }
+            let session = client.session().clone();
+            let id = client.session_id();
+            log::warn!(
+                "the ZooKeeper client gave session {id} up after {:?} without a server; resuming it",
+                self.opts.session_timeout * 7 / 5
+            );
+            let mut attempt = 0u32;
+            let resumed = loop {
+                let connector = zk::Client::connector()
+                    .with_session(session.clone())
+                    .with_session_timeout(self.opts.session_timeout)
+                    .with_connection_timeout(Duration::from_secs(5));
+                match connector.connect(&self.opts.hosts).await {
+                    Ok(c) if c.session_id() == id => break c,
+                    Ok(c) => on_expired(&format!(
+                        "ZooKeeper gave a new session {} instead of {id}",
+                        c.session_id()
+                    )),
+                    Err(zk::Error::SessionExpired) => on_expired("the ZooKeeper session expired"),
+                    Err(e) => {
+                        let pause = backoff(attempt);
+                        log::warn!(
+                            "cannot resume ZooKeeper session {id} yet ({e}); retrying in {pause:?}"
+                        );
+                        tokio::time::sleep(pause).await;
+                        attempt += 1;
+                    }
+                }
+            };
+            log::info!("ZooKeeper session {id} resumed");
+            self.replace(resumed);
+        }
+    }
 }
 
 /// Connects, retrying with backoff while no server answers; every failure is logged.
@@ -141,22 +259,38 @@ fn child_path(parent: &str, child: &str) -> String {
     }
 }
 
+/// How long one state-store call may take once the state is loaded: the meta makes its
+/// calls with the state locked, and beacons need that lock, so a call must not wait out a
+/// ZooKeeper outage (upstream retries such writes in the background every second; here the
+/// caller fails with ERR_ZOOKEEPER_OPERATION and the replica or the periodic check retries).
+pub const STORE_CALL_DEADLINE: Duration = Duration::from_secs(2);
+
 /// The meta state kept in ZooKeeper. Calls block the calling worker thread (through
-/// `block_in_place`) so the synchronous [`StateStore`] interface can be kept.
+/// `block_in_place`) so the synchronous [`StateStore`] interface can be kept. While the state
+/// is loaded the calls wait for ZooKeeper as long as it takes; afterwards each call is bounded
+/// by [`STORE_CALL_DEADLINE`] and fails at once while the connection is known to be lost.
 pub struct ZkStore {
-    client: zk::Client,
+    session: Arc<ZkSession>,
     handle: Handle,
+    patient: bool,
 }
 
 const PERSISTENT: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
+/// Errors after which a call may succeed on the same or a resumed session.
+fn worth_retrying(e: &zk::Error) -> bool {
+    matches!(classify(e), ErrorKind::Retry)
+        || matches!(e, zk::Error::SessionExpired | zk::Error::ClientClosed)
+}
+
 impl ZkStore {
-    /// Wraps a connected client; must be called inside the (multi-thread) tokio runtime.
-    pub fn new(client: zk::Client) -> ZkStore {
+    /// Wraps a session; must be called inside the (multi-thread) tokio runtime.
+    pub fn new(session: Arc<ZkSession>) -> ZkStore {
         ZkStore {
-            client,
+            session,
             handle: Handle::current(),
+            patient: true,
         }
     }
 
@@ -164,14 +298,59 @@ impl ZkStore {
         tokio::task::block_in_place(|| self.handle.block_on(f))
     }
 
+    /// Runs `op` on the current client until it succeeds, fails for good, or (once loaded)
+    /// the deadline passes. `retried` tells the caller that an earlier attempt may have been
+    /// applied.
+    async fn call<T, F, Fut>(&self, what: &str, path: &str, mut op: F) -> (ZkResult<T>, bool)
+    where
+        F: FnMut(zk::Client) -> Fut,
+        Fut: Future<Output = ZkResult<T>>,
+    {
+        let deadline = (!self.patient).then(|| Instant::now() + STORE_CALL_DEADLINE);
+        let mut attempt = 0u32;
+        loop {
+            let client = self.session.client();
+            if deadline.is_some() && !is_connected(client.state()) {
+                // Requests would only queue until the connection is back.
+                return (Err(zk::Error::ConnectionLoss), attempt > 0);
+            }
+            let limit = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(10),
+            };
+            let r = match tokio::time::timeout(limit, op(client)).await {
+                Ok(r) => r,
+                Err(_) => Err(zk::Error::Timeout),
+            };
+            match r {
+                Err(e) if worth_retrying(&e) => {
+                    let pause = backoff(attempt);
+                    attempt += 1;
+                    if deadline.is_some_and(|d| Instant::now() + pause >= d) {
+                        log::warn!("ZooKeeper {what} {path}: {e}; giving up for now");
+                        return (Err(e), true);
+                    }
+                    log::warn!("ZooKeeper {what} {path}: {e}; retrying in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                }
+                r => return (r, attempt > 0),
+            }
+        }
+    }
+
     async fn create(&self, path: &str, value: &[u8]) -> Result<()> {
-        let c = &self.client;
-        let (r, retried) = with_retry("create", path, || c.create(path, value, &PERSISTENT)).await;
+        let (r, retried) = self
+            .call("create", path, |c| async move {
+                c.create(path, value, &PERSISTENT).await
+            })
+            .await;
         match r {
             Ok(_) => Ok(()),
             // A retried create that finds the node holding our value was our own first try.
             Err(zk::Error::NodeExists) if retried => {
-                let (got, _) = with_retry("get", path, || c.get_data(path)).await;
+                let (got, _) = self
+                    .call("get", path, |c| async move { c.get_data(path).await })
+                    .await;
                 match got {
                     Ok((data, _)) if data == value => Ok(()),
                     _ => Err(StoreError::AlreadyExists(path.to_string())),
@@ -182,8 +361,13 @@ impl ZkStore {
     }
 
     async fn delete_one(&self, path: &str) -> Result<()> {
-        let c = &self.client;
-        let (r, retried) = with_retry("delete", path, || c.delete(path, None)).await;
+        let (r, retried) = self
+            .call(
+                "delete",
+                path,
+                |c| async move { c.delete(path, None).await },
+            )
+            .await;
         match r {
             Ok(()) => Ok(()),
             Err(zk::Error::NoNode) if retried => Ok(()),
@@ -192,8 +376,9 @@ impl ZkStore {
     }
 
     async fn children(&self, path: &str) -> Result<Vec<String>> {
-        let c = &self.client;
-        let (r, _) = with_retry("list", path, || c.list_children(path)).await;
+        let (r, _) = self
+            .call("list", path, |c| async move { c.list_children(path).await })
+            .await;
         r.map_err(|e| to_store_error(&e, path))
     }
 
@@ -243,16 +428,21 @@ impl StateStore for ZkStore {
 
     fn set_data(&mut self, path: &str, value: &[u8]) -> Result<()> {
         let p = zk_path(path);
-        let c = &self.client;
-        let (r, _) = self.block(with_retry("set", &p, || c.set_data(&p, value, None)));
-        r.map(|_| ()).map_err(|e| to_store_error(&e, &p))
+        let p = p.as_str();
+        let (r, _) =
+            self.block(self.call(
+                "set",
+                p,
+                |c| async move { c.set_data(p, value, None).await },
+            ));
+        r.map(|_| ()).map_err(|e| to_store_error(&e, p))
     }
 
     fn get_data(&self, path: &str) -> Result<Vec<u8>> {
         let p = zk_path(path);
-        let c = &self.client;
-        let (r, _) = self.block(with_retry("get", &p, || c.get_data(&p)));
-        r.map(|(d, _)| d).map_err(|e| to_store_error(&e, &p))
+        let p = p.as_str();
+        let (r, _) = self.block(self.call("get", p, |c| async move { c.get_data(p).await }));
+        r.map(|(d, _)| d).map_err(|e| to_store_error(&e, p))
     }
 
     fn get_children(&self, path: &str) -> Result<Vec<String>> {
@@ -264,9 +454,13 @@ impl StateStore for ZkStore {
 
     fn exists(&self, path: &str) -> bool {
         let p = zk_path(path);
-        let c = &self.client;
-        let (r, _) = self.block(with_retry("exists", &p, || c.check_stat(&p)));
+        let p = p.as_str();
+        let (r, _) = self.block(self.call("exists", p, |c| async move { c.check_stat(p).await }));
         matches!(r, Ok(Some(_)))
+    }
+
+    fn loaded(&mut self) {
+        self.patient = false;
     }
 
     /// Creates every missing component; a component created meanwhile by someone else is fine.

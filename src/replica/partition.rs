@@ -116,6 +116,9 @@ pub enum Input {
     Tick,
     /// Flush the database (graceful shutdown); answers when done.
     Flush(oneshot::Sender<()>),
+    /// Close the replica: its task ends and its database is released (so the folder can be
+    /// opened again, e.g. when the meta places the partition here anew); answers when done.
+    Close(oneshot::Sender<()>),
 }
 
 /// The answer to a prepare: (error, our ballot, decree, our committed decree).
@@ -569,6 +572,14 @@ impl Owner {
                     _ = tick.tick() => Input::Tick,
                 },
             };
+            let input = match input {
+                Input::Close(done) => {
+                    self.close(&core);
+                    let _ = done.send(());
+                    break;
+                }
+                i => i,
+            };
             let mut out = Vec::new();
             let hot = is_hot(&input);
             if hot {
@@ -865,7 +876,25 @@ impl Owner {
                 }
                 let _ = done.send(());
             }
+            // Taken by the run loop before it gets here.
+            Input::Close(done) => {
+                self.close(core);
+                let _ = done.send(());
+            }
         }
+    }
+
+    /// Releases the database and forgets every waiter (their requests go unanswered and
+    /// time out, as upstream's closed replica leaves them).
+    fn close(&mut self, core: &Core) {
+        log::info!("{}.{}: closing the replica", core.app_id, core.pidx);
+        if let Ok(mut guard) = self.r.app.write() {
+            *guard = None;
+        }
+        self.client_waiters.clear();
+        self.prepare_waiters.clear();
+        self.learn_waiters.clear();
+        self.group_check_waiters.clear();
     }
 
     /// Flushes the database when it holds committed data not yet on disk.

@@ -945,6 +945,10 @@ impl ReplicaStub {
                 if let Ok(mut m) = self.replicas.write() {
                     m.remove(&(app, pidx));
                 }
+                let (done, closed) = tokio::sync::oneshot::channel();
+                if r.send(Input::Close(done)) {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), closed).await;
+                }
                 continue;
             }
             if !listed.contains(&(app, pidx)) && matches!(r.status_code(), 1 | 2) {

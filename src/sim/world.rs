@@ -700,8 +700,10 @@ impl World {
                     .get(pidx)
                     .is_some_and(|r| r.core.status == Status::Error)
             });
-            // Only time in which the meta runs and reaches that server counts.
+            // Only time in which the meta runs, can persist a change and reaches that server
+            // counts.
             let reachable = self.meta.up
+                && !self.meta.store.fail_writes.load(Ordering::SeqCst)
                 && self.connected(self.meta_id, *primary)
                 && self.connected(*primary, self.meta_id);
             if !failed || !reachable {
@@ -1003,9 +1005,15 @@ impl World {
                 self.at(d, Ev::NetCalm);
             }
             85..=89 => {
-                self.note("meta state store fails writes".into());
+                // Mostly brief; one in three as long as a ZooKeeper restart (up to 30 s),
+                // during which beacons are still answered and no change can be persisted.
+                let d = if self.rng.range(0, 3) == 0 {
+                    self.rng.range(3000, 30_000)
+                } else {
+                    self.rng.range(100, 3000)
+                };
+                self.note(format!("meta state store fails writes for {d} ms"));
                 self.meta.store.fail_writes.store(true, Ordering::SeqCst);
-                let d = self.rng.range(100, 3000);
                 self.at(d, Ev::StoreHeal);
             }
             _ => {}
