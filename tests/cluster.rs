@@ -258,8 +258,9 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
     let keys = ci.keys.unwrap();
     let vals = ci.values.unwrap();
     let get = |k: &str| vals[keys.iter().position(|x| x == k).unwrap()].clone();
-    // Partition configurations carry upstream's hp_* twins (host names), except for a THFT
-    // client that sends no timeout (the PyPI Python client, which cannot skip them).
+    // Partition configurations carry upstream's hp_* twins (host names) in rDSN's framing;
+    // THFT clients get them without (the shipped admin-cli and pegic, and the PyPI Python
+    // client, cannot skip them).
     let served = query(&mut meta, "temp");
     for p in served.partitions.as_ref().unwrap() {
         let primary = p.primary.unwrap();
@@ -281,7 +282,7 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
             partition_indices: Some(vec![]),
         }),
     };
-    for (timeout, with_hp) in [(0, false), (5000, true)] {
+    for (timeout, with_hp) in [(0, false), (5000, false)] {
         let frame = thft_v0(
             "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX",
             v0.next_seq(),
@@ -298,6 +299,22 @@ fn meta_ddl_rrdb_over_thft_v1_and_restart() {
             assert_eq!(p.hp_primary.is_some(), with_hp, "timeout {timeout}");
         }
     }
+
+    let list_nodes = ReplyValue {
+        ttype: 12,
+        bytes: protocol::encode_struct(&ConfigurationListNodesRequest {
+            status: Some(NodeStatus::NS_INVALID),
+        }),
+    };
+    let frame = thft_v0("RPC_CM_LIST_NODES", v0.next_seq(), 0, 0, 5000, &list_nodes);
+    let (e, b) = v0.call_framed(&frame);
+    assert_eq!(e, "ERR_OK");
+    let thft_nodes: ConfigurationListNodesResponse = result(&b);
+    let thft_nodes = thft_nodes.infos.unwrap();
+    assert!(!thft_nodes.is_empty());
+    assert!(thft_nodes
+        .iter()
+        .all(|n| n.hp_node.is_none() && n.node.is_some_and(|a| !a.is_invalid())));
 
     // Upstream names the meta by its host:port (the reverse-DNS name of 127.0.0.1).
     assert_eq!(get("primary_meta_server"), format!("localhost:{mp}"));

@@ -27,7 +27,7 @@ TABLE = "temp"
 PARTITIONS = 8
 TMPFS_MB = 1024
 # Left free when the filler is written: a few seconds of the writers' traffic.
-HEADROOM_BYTES = 8 << 20
+HEADROOM_BYTES = 64 << 20
 VALUE_BYTES = 20 * 1024
 REPORT = os.path.join(pgharness.LOG_DIR, "disk_full_report.txt")
 
@@ -191,21 +191,20 @@ def test_full_disk_fails_primaries_over_and_rejoins(dc):
     report("replica3 data on a %d MiB tmpfs; primaries before: %s (replica3 leads %s)"
            % (TMPFS_MB, prim, on3))
 
+    # most of the disk goes to a filler file first; the writers then use up the rest
+    free = dc.free_bytes(3)
+    filler = os.path.join(dc.data_dir(3), "filler")
+    dc.ns("fallocate", "-l", str(free - HEADROOM_BYTES), filler)
+    report("filler of %d MiB written; %d MiB left for the writers"
+           % ((free - HEADROOM_BYTES) >> 20, dc.free_bytes(3) >> 20))
+
     stop, lock, successes = threading.Event(), threading.Lock(), []
     ws = [BigWriter(i, dc.metas, "full-%d" % int(time.time()), stop, successes, lock)
           for i in range(4)]
+    t_fill = time.time()
     for w in ws:
         w.start()
     try:
-        time.sleep(1)
-        with lock:
-            assert successes, [w.last_error for w in ws]
-        # leave HEADROOM_BYTES free: the writers use it up within a second or two
-        free = dc.free_bytes(3)
-        filler = os.path.join(dc.data_dir(3), "filler")
-        if free > HEADROOM_BYTES + (1 << 20):
-            dc.ns("fallocate", "-l", str(free - HEADROOM_BYTES), filler)
-        t_fill = time.time()
         # replica3 fails on ENOSPC and reports itself
         deadline = time.time() + 120
         while "No space left on device" not in dc.log_text(3):
@@ -234,7 +233,7 @@ def test_full_disk_fails_primaries_over_and_rejoins(dc):
                 by_part.setdefault(p, []).append(t)
         gaps = {p: longest_gap(sorted(ts), t_enospc - 1, time.time())[0]
                 for p, ts in by_part.items()}
-        report("filled at +0, ENOSPC logged at +%.1fs; all partitions written again and none "
+        report("writers started at +0, ENOSPC logged at +%.1fs; all partitions written again and none "
                "led by replica3 %.1fs after ENOSPC; primaries now %s; longest write pause per "
                "partition %s (replica3 led %s)"
                % (t_enospc - t_fill, t_recovered - t_enospc, now_prim,

@@ -91,6 +91,8 @@ pub struct ServerState {
     wall_seconds: WallClock,
     /// Names nodes in the stored configurations' hp_* fields; the simulator uses IP literals.
     host_ports: HostPorts,
+    /// The last reason logged per partition that the guardian cannot cure.
+    dead_reasons: BTreeMap<(i32, i32), String>,
 }
 
 /// Reads the wall clock in Unix seconds.
@@ -187,6 +189,7 @@ impl ServerState {
             sent: BTreeMap::new(),
             wall_seconds,
             host_ports,
+            dead_reasons: BTreeMap::new(),
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -408,6 +411,49 @@ impl ServerState {
         Ok(())
     }
 
+    /// Brings a dropped table back within its hold period (RPC_CM_RECALL_APP), under
+    /// `new_name` when given: the table is available again and every partition loses its
+    /// dropped flag, so the guardian reassigns it from its last members (whose replica
+    /// servers still hold the data). Returns the table's info.
+    pub fn recall_app(&mut self, app_id: i32, new_name: &str) -> Result<AppInfo, ErrorCode> {
+        let Some(app) = self.apps.get(&app_id) else {
+            return Err(ErrorCode::APP_NOT_EXIST);
+        };
+        match app.info.status {
+            Some(AppStatus::AS_DROPPED) => {}
+            Some(AppStatus::AS_CREATING) | Some(AppStatus::AS_RECALLING) => {
+                return Err(ErrorCode::BUSY_CREATING)
+            }
+            Some(AppStatus::AS_DROPPING) => return Err(ErrorCode::BUSY_DROPPING),
+            _ => return Err(ErrorCode::APP_EXIST),
+        }
+        if app.info.expire_second.unwrap_or(0) <= (self.wall_seconds)() {
+            return Err(ErrorCode::APP_NOT_EXIST);
+        }
+        let mut info = app.info.clone();
+        if !new_name.is_empty() {
+            info.app_name = Some(new_name.to_string());
+        }
+        if self
+            .app_by_name(info.app_name.as_deref().unwrap_or(""))
+            .is_some()
+        {
+            return Err(ErrorCode::INVALID_PARAMETERS);
+        }
+        info.status = Some(AppStatus::AS_AVAILABLE);
+        let partitions = app.partitions.clone();
+        self.update_app_info(app_id, info.clone())?;
+        for mut p in partitions {
+            p.partition_flags = Some(0);
+            self.update_partition(p)?;
+        }
+        info!(
+            "recalled table {} (id {app_id})",
+            info.app_name.as_deref().unwrap_or("")
+        );
+        Ok(info)
+    }
+
     /// Renames an available table (RPC_CM_RENAME_APP): (error, hint).
     pub fn rename_app(&mut self, old: &str, new: &str) -> (ErrorCode, String) {
         let Some(app) = self
@@ -602,6 +648,16 @@ impl ServerState {
             let decision = guardian::cure(&pc, &mut view, &mut history, now_ms, &opts);
             self.histories
                 .insert((pid.app_id, pid.partition_index), history);
+            // A partition that cannot be cured is reported once per reason.
+            let key = (pid.app_id, pid.partition_index);
+            if let guardian::Cure::Dead(reason) = &decision {
+                if self.dead_reasons.get(&key) != Some(reason) {
+                    warn!("partition {pid} has no usable replica: {reason}");
+                    self.dead_reasons.insert(key, reason.clone());
+                }
+            } else {
+                self.dead_reasons.remove(&key);
+            }
             match decision.into_proposal() {
                 Some(Proposal::Send { target, node, kind }) => {
                     self.propose(&pc, target, node, kind, now, &mut out)
@@ -828,5 +884,44 @@ mod tests {
             .partitions
             .iter()
             .all(|p| p.partition_flags == Some(1)));
+    }
+
+    #[test]
+    fn recall_within_the_hold_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Box::new(LocalStore::open(dir.path()).unwrap());
+        let now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1000));
+        let clock = now.clone();
+        let mut s = ServerState::load_at(
+            store,
+            opts(),
+            &[],
+            Instant::now(),
+            Box::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)),
+        )
+        .unwrap();
+        let id = s
+            .create_app("t", "pegasus", 2, 1, true, BTreeMap::new(), 2)
+            .unwrap();
+        assert_eq!(s.recall_app(id, ""), Err(ErrorCode::APP_EXIST));
+        assert_eq!(s.recall_app(id + 7, ""), Err(ErrorCode::APP_NOT_EXIST));
+        s.drop_app(id, Some(100)).unwrap();
+        // another table took the name meanwhile: recall it under a new one
+        let other = s
+            .create_app("t", "pegasus", 2, 1, true, BTreeMap::new(), 2)
+            .unwrap();
+        assert_eq!(s.recall_app(id, ""), Err(ErrorCode::INVALID_PARAMETERS));
+        let info = s.recall_app(id, "t2").unwrap();
+        assert_eq!(info.app_name.as_deref(), Some("t2"));
+        assert_eq!(info.status, Some(AppStatus::AS_AVAILABLE));
+        assert_eq!(s.app_by_name("t2").and_then(|a| a.info.app_id), Some(id));
+        assert!(s.apps[&id]
+            .partitions
+            .iter()
+            .all(|p| p.partition_flags == Some(0)));
+        // past the hold period a dropped table is gone for good
+        s.drop_app(other, Some(10)).unwrap();
+        now.store(1011, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(s.recall_app(other, ""), Err(ErrorCode::APP_NOT_EXIST));
     }
 }

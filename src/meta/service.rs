@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::idl::dsn::{ErrorCode, RpcAddress};
-use crate::idl::dsn_layer2::{AppStatus, QueryCfgRequest, QueryCfgResponse};
+use crate::idl::dsn_layer2::{AppInfo, AppStatus, QueryCfgRequest, QueryCfgResponse};
 use crate::idl::fd::{BeaconAck, BeaconMsg};
 use crate::idl::meta_admin::*;
 use crate::rpc::client::RpcClient;
@@ -44,15 +44,17 @@ pub fn resolve_leader(s: &str) -> Option<RpcAddress> {
     Some(RpcAddress::from_ipv4(*a.ip(), a.port()))
 }
 
-/// Whether a partition-configuration reply may carry the hp_* fields. Upstream always sends
-/// them, and every client generated from its current IDL reads them (the Go admin client and
-/// the C++ client need them); the Python client on PyPI (pypegasus3 0.0.1.x) was generated
-/// before they existed and cannot skip them (a host_port is not a Thrift struct on the wire),
-/// so its query fails. That client, alone among the THFT clients, sends no client timeout:
-/// a THFT request with timeout 0 gets the reply without hp_* (which carries the same
-/// addresses), every other request gets upstream's reply.
+/// Whether a reply to a client may carry the hp_* fields of partition configurations and
+/// node infos. Upstream always sends them. Its C++ tools and servers read them when present
+/// and fall back to the address fields otherwise; clients generated before the fields existed
+/// cannot skip them (a host_port is not a Thrift struct on the wire: the generic skip
+/// desynchronises): the operator tools as shipped (admin-cli and pegic, built with a 2022 Go
+/// client) and the Python client on PyPI fail on every such reply, and they cannot be told
+/// apart from current clients by their requests. So requests in the THFT framing (the Go,
+/// Java and Python clients) get the replies without hp_* (the same addresses, which every
+/// client reads), and requests in rDSN's framing (C++ clients and servers) get upstream's.
 pub fn wants_host_ports(req: &Request) -> bool {
-    !(req.protocol == Protocol::Thft && req.client_timeout_ms == 0)
+    req.protocol != Protocol::Thft
 }
 
 fn now_ms() -> i64 {
@@ -368,6 +370,25 @@ impl MetaService {
         Some(ConfigurationDropAppResponse { err: Some(err) })
     }
 
+    async fn recall_app(
+        &self,
+        req: ConfigurationRecallAppRequest,
+    ) -> Option<ConfigurationRecallAppResponse> {
+        let mut s = self.st().await?;
+        let app_id = req.app_id.unwrap_or(0);
+        let name = req.new_app_name.unwrap_or_default();
+        Some(match s.recall_app(app_id, &name) {
+            Ok(info) => ConfigurationRecallAppResponse {
+                err: Some(ErrorCode::OK),
+                info: Some(info),
+            },
+            Err(e) => ConfigurationRecallAppResponse {
+                err: Some(e),
+                info: Some(AppInfo::default()),
+            },
+        })
+    }
+
     async fn rename_app(
         &self,
         req: ConfigurationRenameAppRequest,
@@ -422,9 +443,11 @@ impl MetaService {
         })
     }
 
+    /// `host_ports`: whether the node infos carry hp_node (see [`wants_host_ports`]).
     async fn list_nodes(
         &self,
         req: ConfigurationListNodesRequest,
+        host_ports: bool,
     ) -> Option<ConfigurationListNodesResponse> {
         let s = self.st().await?;
         let want = req.status.unwrap_or(NodeStatus::NS_INVALID);
@@ -438,7 +461,7 @@ impl MetaService {
                     NodeStatus::NS_UNALIVE
                 }),
                 node: Some(RpcAddress(*addr)),
-                hp_node: Some(book().hp_of(RpcAddress(*addr))),
+                hp_node: host_ports.then(|| book().hp_of(RpcAddress(*addr))),
             };
             if n.alive {
                 alive.push(info);
@@ -659,6 +682,10 @@ impl MetaService {
                 appid: Some(0),
             }),
             "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_RECALL_APP" => Reply::of(&ConfigurationRecallAppResponse {
+                err: e,
+                info: Some(AppInfo::default()),
+            }),
             "RPC_CM_RENAME_APP" => Reply::of(&ConfigurationRenameAppResponse {
                 err: e,
                 hint_message: Some(String::new()),
@@ -702,9 +729,17 @@ impl MetaService {
         &self,
         req: ConfigurationQueryByNodeRequest,
     ) -> Option<ConfigurationQueryByNodeResponse> {
-        let s = self.st().await?;
+        let mut s = self.st().await?;
         let node = req.node.unwrap_or_default();
         book().learn(req.node, req.hp_node.as_ref());
+        if s.nodes.contains_key(&node.0) {
+            // What the node holds, for choosing among a partition's last members.
+            s.collect_replicas(
+                node,
+                req.stored_replicas.as_deref().unwrap_or(&[]),
+                now_ms(),
+            );
+        }
         let mut resp = ConfigurationQueryByNodeResponse {
             err: Some(ErrorCode::OK),
             partitions: Some(Vec::new()),
@@ -843,6 +878,10 @@ impl Handler for MetaService {
                     Some(r) => reply(self.rename_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
+                "RPC_CM_RECALL_APP" => match arg(&req) {
+                    Some(r) => reply(self.recall_app(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
                 // Duplication is not implemented: answer as a meta with no duplications, so
                 // replica servers that sync duplication state stay quiet.
                 "RPC_CM_DUPLICATION_SYNC" => Some(Reply::of(
@@ -860,7 +899,11 @@ impl Handler for MetaService {
                     None => bad(),
                 },
                 "RPC_CM_LIST_NODES" => match arg(&req) {
-                    Some(r) => reply(self.list_nodes(r).await.map(|x| Reply::of(&x))),
+                    Some(r) => reply(
+                        self.list_nodes(r, wants_host_ports(&req))
+                            .await
+                            .map(|x| Reply::of(&x)),
+                    ),
                     None => bad(),
                 },
                 "RPC_CM_CLUSTER_INFO" => reply(self.cluster_info().await.map(|x| Reply::of(&x))),

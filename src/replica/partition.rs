@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
@@ -222,6 +222,11 @@ pub struct Replica {
     /// None only while a learned checkpoint replaces the database.
     app: RwLock<Option<Arc<PartitionApp>>>,
     status: AtomicU8,
+    /// The ballot, committed and prepared decrees as of the last round (config sync reports
+    /// them, so the meta can choose among the last members of a partition that lost all).
+    ballot: AtomicI64,
+    committed: AtomicI64,
+    prepared: AtomicI64,
     /// Primary and caught up with what it re-proposed on taking over (serves reads).
     readable: AtomicBool,
     tx: mpsc::UnboundedSender<Input>,
@@ -395,6 +400,9 @@ impl Replica {
             dir: dir.to_path_buf(),
             app: RwLock::new(Some(Arc::new(app))),
             status: AtomicU8::new(STATUS_INACTIVE),
+            ballot: AtomicI64::new(0),
+            committed: AtomicI64::new(0),
+            prepared: AtomicI64::new(0),
             readable: AtomicBool::new(false),
             tx,
             reads,
@@ -428,6 +436,7 @@ impl Replica {
             core.last_committed,
             core.max_prepared() - core.last_committed
         );
+        r.publish_progress(&core);
         tokio::spawn(owner.run(core, rx));
         Ok(r)
     }
@@ -451,6 +460,24 @@ impl Replica {
     /// Serving client reads as primary (see `Core::is_readable`).
     pub fn is_readable(&self) -> bool {
         self.readable.load(Ordering::SeqCst)
+    }
+
+    fn publish_progress(&self, core: &Core) {
+        self.ballot.store(core.ballot(), Ordering::SeqCst);
+        self.committed.store(core.last_committed, Ordering::SeqCst);
+        self.prepared.store(
+            core.max_prepared().max(core.last_committed),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// (ballot, last committed decree, last prepared decree) as of the last round.
+    pub fn progress(&self) -> (i64, i64, i64) {
+        (
+            self.ballot.load(Ordering::SeqCst),
+            self.committed.load(Ordering::SeqCst),
+            self.prepared.load(Ordering::SeqCst),
+        )
     }
 
     pub fn status_code(&self) -> u8 {
@@ -613,6 +640,7 @@ impl Owner {
             };
             self.r.status.store(code, Ordering::SeqCst);
             self.r.readable.store(core.is_readable(), Ordering::SeqCst);
+            self.r.publish_progress(&core);
         }
     }
 

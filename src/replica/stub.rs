@@ -835,6 +835,7 @@ impl ReplicaStub {
         m.iter()
             .map(|((app_id, pidx), r)| {
                 let d = r.app().map(|a| a.db.last_committed_decree()).unwrap_or(0);
+                let (ballot, committed, prepared) = r.progress();
                 let status = match r.status_code() {
                     1 => PartitionStatus::PS_PRIMARY,
                     2 => PartitionStatus::PS_SECONDARY,
@@ -844,10 +845,10 @@ impl ReplicaStub {
                 };
                 ReplicaInfo {
                     pid: Some(Gpid::new(*app_id, *pidx)),
-                    ballot: Some(0),
+                    ballot: Some(ballot),
                     status: Some(status),
-                    last_committed_decree: Some(d),
-                    last_prepared_decree: Some(d),
+                    last_committed_decree: Some(committed.max(d)),
+                    last_prepared_decree: Some(prepared.max(d)),
                     last_durable_decree: Some(d),
                     app_type: Some("pegasus".into()),
                     disk_tag: Some("default".into()),

@@ -1,0 +1,83 @@
+# Operator commands through the shared, unmodified Go admin-cli (`bin/admin-cli` of the shared
+# clients folder: SHARED_CLIENTS, else ../shared/clients beside the repository) against the
+# session's cluster, with pypegasus3 writing and reading the data they act on.
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import pgharness
+from pgharness import OK
+
+ROOT = os.path.normpath(os.path.join(pgharness.HERE, "..", ".."))
+
+
+def admin_cli_path():
+    shared = os.environ.get("SHARED_CLIENTS", os.path.join(ROOT, "..", "shared", "clients"))
+    if not os.path.isabs(shared):
+        shared = os.path.join(ROOT, shared)
+    return os.path.join(shared, "bin", "admin-cli")
+
+
+@pytest.fixture(scope="module")
+def admin(cluster, tmp_path_factory):
+    path = admin_cli_path()
+    if not os.access(path, os.X_OK):
+        pytest.fail("no admin-cli at %s (set SHARED_CLIENTS to the shared clients folder)" % path)
+    workdir = str(tmp_path_factory.mktemp("admin-cli"))   # it writes its log file there
+
+    def run(*lines, timeout=120):
+        """Feeds command lines to one admin-cli session; returns its output."""
+        p = subprocess.run([path, "-m", ",".join(cluster.metas)],
+                           input=("\n".join(lines) + "\n").encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout, cwd=workdir)
+        return p.stdout.decode("utf-8", "replace")
+    return run
+
+
+def dropped_id(admin, name):
+    out = admin("ls --drop")
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if name in cells:
+            for c in cells:
+                if c.isdigit():
+                    return int(c)
+    raise AssertionError("table %s not in `ls --drop`:\n%s" % (name, out))
+
+
+def test_recall_a_dropped_table_under_a_new_name(cluster, admin):
+    name = "recall_%d" % int(time.time())
+    out = admin("create -p 4 -r 3 %s" % name)
+    assert "error" not in out.lower(), out
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60)
+    try:
+        for i in range(50):
+            assert c.set("hk%d" % i, "sk", "v%d" % i) == (OK, None)
+    finally:
+        c.close()
+    out = admin("drop -r 3600 %s" % name)
+    assert "error" not in out.lower(), out
+    assert name not in admin("ls"), "a dropped table is still listed"
+    app_id = dropped_id(admin, name)
+
+    # recall under a new name: the table comes back with its data
+    new = name + "_back"
+    out = admin("recall %d %s" % (app_id, new), timeout=180)
+    assert 'Recalling table "%s"' % new in out, out
+    assert "error" not in out.lower(), out
+    listed = admin("ls")
+    assert new in listed and re.search(r"\b%d\b" % app_id, listed), listed
+    c = pgharness.open_client(cluster.metas, new, deadline_s=60)
+    try:
+        for i in range(50):
+            assert c.get("hk%d" % i, "sk") == (OK, ("v%d" % i).encode())
+        assert c.set("after", "sk", "x") == (OK, None)
+    finally:
+        c.close()
+
+    # a table that is not dropped cannot be recalled
+    out = admin("recall %d" % app_id)
+    assert "ERR_APP_EXIST" in out, out
