@@ -37,6 +37,13 @@ def admin(cluster, tmp_path_factory):
     return run
 
 
+def table_id(admin, name):
+    out = admin("ls")
+    m = re.search(r"\|\s*(\d+)\s*\|\s*%s\s*\|" % re.escape(name), out)
+    assert m, "table %s not in `ls`:\n%s" % (name, out)
+    return int(m.group(1))
+
+
 def dropped_id(admin, name):
     out = admin("ls --drop")
     for line in out.splitlines():
@@ -81,3 +88,73 @@ def test_recall_a_dropped_table_under_a_new_name(cluster, admin):
     # a table that is not dropped cannot be recalled
     out = admin("recall %d" % app_id)
     assert "ERR_APP_EXIST" in out, out
+
+
+def replica_logs(cluster):
+    base = cluster.onebox_dir
+    if not base:
+        return None
+    logs = []
+    for d in sorted(os.listdir(base)):
+        p = os.path.join(base, d, "pegasus_server.log")
+        if d.startswith("replica") and os.path.exists(p):
+            with open(p, "rb") as f:
+                logs.append(f.read().decode("utf-8", "replace"))
+    return logs
+
+
+def test_manual_compaction_start_and_query(cluster, admin):
+    name = "mcompact_%d" % int(time.time())
+    out = admin("create -p 4 -r 3 %s" % name)
+    assert "error" not in out.lower(), out
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60)
+    try:
+        for i in range(200):
+            assert c.set("hk%d" % (i % 20), "sk%d" % i, "v%d" % i) == (OK, None)
+        for i in range(0, 200, 2):
+            assert c.remove("hk%d" % (i % 20), "sk%d" % i) == (OK, None)
+    finally:
+        c.close()
+    # never started: the meta says so, as upstream
+    out = admin("manual-compaction query -a %s" % name)
+    assert "ERR_INVALID_STATE" in out and "is not manual compaction" in out, out
+
+    out = admin("manual-compaction start -a %s -b" % name)
+    assert "Table %s start manual compaction succeed" % name in out, out
+    progress, deadline = None, time.time() + 90
+    while time.time() < deadline:
+        out = admin("manual-compaction query -a %s" % name)
+        m = re.search(r"Table %s manual compaction progress is (\d+)" % re.escape(name), out)
+        progress = int(m.group(1)) if m else None
+        if progress == 100:
+            break
+        time.sleep(1)
+    assert progress == 100, out
+
+    # the table envs carry upstream's keys
+    out = admin("use %s" % name, "table-env list")
+    for key in ("manual_compact.once.trigger_time", "manual_compact.once.target_level",
+                "manual_compact.once.bottommost_level_compaction"):
+        assert key in out, out
+    assert "force" in out, out
+
+    # every replica of the table really compacted (when the logs are ours to read)
+    logs = replica_logs(cluster)
+    if logs is not None:
+        app_id = table_id(admin, name)
+        done = sum(len(re.findall(r"\b%d\.\d+: manual compaction finished" % app_id, l))
+                   for l in logs)
+        assert done == 4 * 3, "%d replicas finished, expected 12" % done
+
+    # the data is intact
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60)
+    try:
+        for i in range(200):
+            want = (OK, ("v%d" % i).encode()) if i % 2 else None
+            r = c.get("hk%d" % (i % 20), "sk%d" % i)
+            if want:
+                assert r == want, (i, r)
+            else:
+                assert r[0] != OK, (i, r)
+    finally:
+        c.close()

@@ -10,7 +10,7 @@ use log::{info, warn};
 use crate::idl::dsn::{ErrorCode, Gpid, HostPort, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest, MetaFunctionLevel};
-use crate::idl::metadata::ReplicaInfo;
+use crate::idl::metadata::{ManualCompactionStatus, ReplicaInfo};
 
 use super::guardian::{self, DropHistory, GuardianOptions, NodeView, Proposal, UpdateOutcome};
 use super::json;
@@ -93,6 +93,8 @@ pub struct ServerState {
     host_ports: HostPorts,
     /// The last reason logged per partition that the guardian cannot cure.
     dead_reasons: BTreeMap<(i32, i32), String>,
+    /// Manual-compaction status per (app, partition, member node), from config sync.
+    compact_status: BTreeMap<(i32, i32, u64), ManualCompactionStatus>,
 }
 
 /// Reads the wall clock in Unix seconds.
@@ -190,6 +192,7 @@ impl ServerState {
             wall_seconds,
             host_ports,
             dead_reasons: BTreeMap::new(),
+            compact_status: BTreeMap::new(),
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -452,6 +455,132 @@ impl ServerState {
             info.app_name.as_deref().unwrap_or("")
         );
         Ok(info)
+    }
+
+    /// RPC_CM_START_MANUAL_COMPACT: sets the table's one-off manual-compaction envs as
+    /// upstream does (trigger time = `trigger_time` or now, target level, bottommost
+    /// force/skip, the running limit when positive); the replicas start on their next config
+    /// sync. Returns (error, hint).
+    pub fn start_manual_compact(
+        &mut self,
+        req: &crate::idl::meta_admin::StartAppManualCompactRequest,
+    ) -> (ErrorCode, String) {
+        use crate::storage::manual_compact as mc;
+        let name = req.app_name.clone().unwrap_or_default();
+        let (app_id, mut info) = match self.compact_target(&name) {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        let envs = info.envs.get_or_insert_with(BTreeMap::new);
+        if envs.get(mc::ENV_DISABLED).is_some_and(|v| v == "true") {
+            return (
+                ErrorCode::OPERATION_DISABLED,
+                format!("app {name} disable manual compaction"),
+            );
+        }
+        let target_level = req.target_level.unwrap_or(-1);
+        if target_level < -1 {
+            return (
+                ErrorCode::INVALID_PARAMETERS,
+                format!(
+                    "invalid target_level({target_level}), should in range of [-1, num_levels]"
+                ),
+            );
+        }
+        let max_running = req.max_running_count.unwrap_or(0);
+        if max_running < 0 {
+            return (
+                ErrorCode::INVALID_PARAMETERS,
+                format!("invalid max_running_count({max_running}), should be greater than 0"),
+            );
+        }
+        envs.insert(mc::ENV_ONCE_TARGET_LEVEL.into(), target_level.to_string());
+        if max_running > 0 {
+            envs.insert(mc::ENV_MAX_RUNNING.into(), max_running.to_string());
+        }
+        let bottommost = if req.bottommost == Some(true) {
+            mc::BOTTOMMOST_FORCE
+        } else {
+            mc::BOTTOMMOST_SKIP
+        };
+        envs.insert(mc::ENV_ONCE_BOTTOMMOST.into(), bottommost.into());
+        let trigger = req.trigger_time.unwrap_or_else(|| (self.wall_seconds)());
+        envs.insert(mc::ENV_ONCE_TRIGGER_TIME.into(), trigger.to_string());
+        if let Err(e) = self.update_app_info(app_id, info) {
+            return (e, "cannot persist the table envs".into());
+        }
+        // Whatever the members reported so far is from before this start.
+        self.compact_status.retain(|(a, _, _), _| *a != app_id);
+        info!("manual compaction of {name} (id {app_id}) requested: trigger time {trigger}, target level {target_level}, bottommost {bottommost}");
+        (ErrorCode::OK, "succeed".into())
+    }
+
+    /// RPC_CM_QUERY_MANUAL_COMPACT_STATUS: the percentage of the table's replicas (partition
+    /// count x max replica count) whose compaction finished; ERR_INVALID_STATE when every
+    /// member is idle (none was started). Returns (error, hint, progress).
+    pub fn manual_compact_progress(&self, name: &str) -> (ErrorCode, String, Option<i32>) {
+        let (app_id, info) = match self.compact_target(name) {
+            Ok(a) => a,
+            Err((e, hint)) => return (e, hint, None),
+        };
+        let Some(app) = self.apps.get(&app_id) else {
+            return (ErrorCode::APP_NOT_EXIST, String::new(), None);
+        };
+        let total = i64::from(info.partition_count.unwrap_or(0))
+            * i64::from(info.max_replica_count.unwrap_or(0));
+        let (mut idle, mut finished) = (0i64, 0i64);
+        for (pidx, pc) in app.partitions.iter().enumerate() {
+            let members = pc.primary.iter().chain(pc.secondaries.iter().flatten());
+            for m in members.filter(|a| !a.is_invalid()) {
+                match self
+                    .compact_status
+                    .get(&(app_id, pidx as i32, m.0))
+                    .copied()
+                    .unwrap_or(ManualCompactionStatus::IDLE)
+                {
+                    ManualCompactionStatus::FINISHED => finished += 1,
+                    ManualCompactionStatus::IDLE => idle += 1,
+                    _ => {}
+                }
+            }
+        }
+        // Missing members count as idle, as upstream's per-partition slots do.
+        let members: i64 = app
+            .partitions
+            .iter()
+            .map(|pc| guardian::replica_count(pc) as i64)
+            .sum();
+        idle += (total - members).max(0);
+        if total <= 0 || idle == total {
+            return (
+                ErrorCode::INVALID_STATE,
+                format!("app {name} is not manual compaction"),
+                None,
+            );
+        }
+        (
+            ErrorCode::OK,
+            "succeed".into(),
+            Some((finished * 100 / total) as i32),
+        )
+    }
+
+    /// The available table a manual-compaction request names: (id, info), or upstream's
+    /// (error, hint).
+    fn compact_target(&self, name: &str) -> Result<(i32, AppInfo), (ErrorCode, String)> {
+        let app = self.app_by_name(name).ok_or_else(|| {
+            (
+                ErrorCode::APP_NOT_EXIST,
+                format!("app {name} is not existed"),
+            )
+        })?;
+        if app.info.status != Some(AppStatus::AS_AVAILABLE) {
+            return Err((
+                ErrorCode::APP_DROPPED,
+                format!("app {name} is not available"),
+            ));
+        }
+        Ok((app.info.app_id.unwrap_or(0), app.info.clone()))
     }
 
     /// Renames an available table (RPC_CM_RENAME_APP): (error, hint).
@@ -733,6 +862,11 @@ impl ServerState {
                 continue;
             };
             if guardian::is_member(&pc, node) {
+                let st = r
+                    .manual_compact_status
+                    .unwrap_or(ManualCompactionStatus::IDLE);
+                self.compact_status
+                    .insert((pid.app_id, pid.partition_index, node.0), st);
                 continue;
             }
             let (b, c, p) = (
@@ -923,5 +1057,107 @@ mod tests {
         s.drop_app(other, Some(10)).unwrap();
         now.store(1011, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(s.recall_app(other, ""), Err(ErrorCode::APP_NOT_EXIST));
+    }
+
+    #[test]
+    fn manual_compaction_envs_and_progress() {
+        use crate::idl::meta_admin::StartAppManualCompactRequest;
+        use crate::storage::manual_compact as mc;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Box::new(LocalStore::open(dir.path()).unwrap());
+        let mut s =
+            ServerState::load_at(store, opts(), &[], Instant::now(), Box::new(|| 5000)).unwrap();
+        let id = s
+            .create_app("t", "pegasus", 2, 2, true, BTreeMap::new(), 2)
+            .unwrap();
+        let n: Vec<RpcAddress> = (1..=2)
+            .map(|i| RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34800 + i))
+            .collect();
+        for p in s.apps.get_mut(&id).unwrap().partitions.iter_mut() {
+            p.primary = Some(n[0]);
+            p.secondaries = Some(vec![n[1]]);
+        }
+        let req = |level: i32, running: i32| StartAppManualCompactRequest {
+            app_name: Some("t".into()),
+            trigger_time: None,
+            target_level: Some(level),
+            bottommost: Some(true),
+            max_running_count: Some(running),
+        };
+        assert_eq!(
+            s.start_manual_compact(&req(-2, 0)).0,
+            ErrorCode::INVALID_PARAMETERS
+        );
+        assert_eq!(
+            s.start_manual_compact(&req(-1, -1)).0,
+            ErrorCode::INVALID_PARAMETERS
+        );
+        let mut missing = req(-1, 0);
+        missing.app_name = Some("nope".into());
+        assert_eq!(s.start_manual_compact(&missing).0, ErrorCode::APP_NOT_EXIST);
+        // never started: not in manual compaction
+        assert_eq!(s.manual_compact_progress("t").0, ErrorCode::INVALID_STATE);
+        assert_eq!(
+            s.start_manual_compact(&req(2, 3)),
+            (ErrorCode::OK, "succeed".into())
+        );
+        let envs = s.apps[&id].info.envs.clone().unwrap();
+        assert_eq!(envs[mc::ENV_ONCE_TRIGGER_TIME], "5000");
+        assert_eq!(envs[mc::ENV_ONCE_TARGET_LEVEL], "2");
+        assert_eq!(envs[mc::ENV_ONCE_BOTTOMMOST], "force");
+        assert_eq!(envs[mc::ENV_MAX_RUNNING], "3");
+        // members report: partition 0 finished on both, partition 1 running on one
+        let info = |pidx: i32, st: ManualCompactionStatus| ReplicaInfo {
+            pid: Some(Gpid::new(id, pidx)),
+            ballot: Some(1),
+            status: Some(crate::idl::metadata::PartitionStatus::PS_SECONDARY),
+            last_committed_decree: Some(0),
+            last_prepared_decree: Some(0),
+            last_durable_decree: Some(0),
+            app_type: Some("pegasus".into()),
+            disk_tag: Some("default".into()),
+            manual_compact_status: Some(st),
+        };
+        s.collect_replicas(
+            n[0],
+            &[
+                info(0, ManualCompactionStatus::FINISHED),
+                info(1, ManualCompactionStatus::RUNNING),
+            ],
+            0,
+        );
+        s.collect_replicas(n[1], &[info(0, ManualCompactionStatus::FINISHED)], 0);
+        assert_eq!(
+            s.manual_compact_progress("t"),
+            (ErrorCode::OK, "succeed".into(), Some(50))
+        );
+        s.collect_replicas(
+            n[1],
+            &[
+                info(0, ManualCompactionStatus::FINISHED),
+                info(1, ManualCompactionStatus::FINISHED),
+            ],
+            0,
+        );
+        s.collect_replicas(
+            n[0],
+            &[
+                info(0, ManualCompactionStatus::FINISHED),
+                info(1, ManualCompactionStatus::FINISHED),
+            ],
+            0,
+        );
+        assert_eq!(s.manual_compact_progress("t").2, Some(100));
+        // disabled by env
+        let mut i = s.apps[&id].info.clone();
+        i.envs
+            .as_mut()
+            .unwrap()
+            .insert(mc::ENV_DISABLED.into(), "true".into());
+        s.update_app_info(id, i).unwrap();
+        assert_eq!(
+            s.start_manual_compact(&req(-1, 0)).0,
+            ErrorCode::OPERATION_DISABLED
+        );
     }
 }

@@ -682,6 +682,15 @@ impl MetaService {
                 appid: Some(0),
             }),
             "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_START_MANUAL_COMPACT" => Reply::of(&StartAppManualCompactResponse {
+                err: e,
+                hint_msg: Some(String::new()),
+            }),
+            "RPC_CM_QUERY_MANUAL_COMPACT_STATUS" => Reply::of(&QueryAppManualCompactResponse {
+                err: e,
+                hint_msg: Some(String::new()),
+                progress: None,
+            }),
             "RPC_CM_RECALL_APP" => Reply::of(&ConfigurationRecallAppResponse {
                 err: e,
                 info: Some(AppInfo::default()),
@@ -882,6 +891,30 @@ impl Handler for MetaService {
                     Some(r) => reply(self.recall_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
+                "RPC_CM_START_MANUAL_COMPACT" => match arg::<StartAppManualCompactRequest>(&req) {
+                    Some(r) => reply(self.st().await.map(|mut s| {
+                        let (err, hint) = s.start_manual_compact(&r);
+                        Reply::of(&StartAppManualCompactResponse {
+                            err: Some(err),
+                            hint_msg: Some(hint),
+                        })
+                    })),
+                    None => bad(),
+                },
+                "RPC_CM_QUERY_MANUAL_COMPACT_STATUS" => {
+                    match arg::<QueryAppManualCompactRequest>(&req) {
+                        Some(r) => reply(self.st().await.map(|s| {
+                            let name = r.app_name.unwrap_or_default();
+                            let (err, hint, progress) = s.manual_compact_progress(&name);
+                            Reply::of(&QueryAppManualCompactResponse {
+                                err: Some(err),
+                                hint_msg: Some(hint),
+                                progress,
+                            })
+                        })),
+                        None => bad(),
+                    }
+                }
                 // Duplication is not implemented: answer as a meta with no duplications, so
                 // replica servers that sync duplication state stay quiet.
                 "RPC_CM_DUPLICATION_SYNC" => Some(Reply::of(

@@ -261,6 +261,8 @@ pub fn parse_dir_name(name: &str) -> Option<(i32, i32, String)> {
     Some((app_id as i32, pidx as i32, app_type.to_string()))
 }
 
+use crate::storage::manual_compact::{local_today_at, CompactEnvs};
+
 fn env_u32(info: &AppInfo, key: &str) -> Option<u32> {
     info.envs.as_ref()?.get(key)?.parse::<u32>().ok()
 }
@@ -276,6 +278,43 @@ fn apply_envs(app: &PartitionApp, info: &AppInfo) {
         .and_then(|e| e.get("replica.split.validate_partition_hash"))
         .is_some_and(|v| v == "true");
     s.validate_partition_hash.store(validate, Ordering::Relaxed);
+}
+
+/// Queues a manual compaction when the table envs call for one (see
+/// `storage::manual_compact`); it runs on a blocking thread, beside the partition's work.
+fn start_manual_compact_if_due(app: &Arc<PartitionApp>, info: &AppInfo) {
+    let Some(envs) = info.envs.as_ref() else {
+        return;
+    };
+    let e = CompactEnvs::parse(envs);
+    let now = now_ms();
+    let Some(opts) = e.due(app.compact.last_finish_ms(), now, &local_today_at) else {
+        return;
+    };
+    if !app.compact.try_enqueue(now) {
+        return;
+    }
+    let app = app.clone();
+    let (app_id, pidx) = (app.app_id(), app.partition_index());
+    log::info!("{app_id}.{pidx}: manual compaction queued ({opts:?})");
+    tokio::task::spawn_blocking(move || {
+        let r = app.compact.run(e.max_running, &now_ms, || {
+            app.db
+                .manual_compact(opts.target_level, opts.bottommost_force)
+                .map_err(|e| e.to_string())
+        });
+        match r {
+            Ok(true) => log::info!(
+                "{app_id}.{pidx}: manual compaction finished at {}",
+                app.compact.last_finish_ms()
+            ),
+            Ok(false) => log::info!(
+                "{app_id}.{pidx}: manual compaction skipped: {} already run on this server",
+                e.max_running
+            ),
+            Err(err) => log::error!("{app_id}.{pidx}: manual compaction failed: {err}"),
+        }
+    });
 }
 
 fn open_app(dir: &Path, info: &AppInfo, pidx: i32, server: &str) -> Result<PartitionApp, String> {
@@ -951,6 +990,7 @@ impl Owner {
         };
         if let Some(app) = self.r.app() {
             apply_envs(&app, info);
+            start_manual_compact_if_due(&app, info);
         }
         if changed {
             if let Err(e) = replica_files::write_app_info(&self.r.dir, info) {

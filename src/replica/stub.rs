@@ -852,7 +852,7 @@ impl ReplicaStub {
                     last_durable_decree: Some(d),
                     app_type: Some("pegasus".into()),
                     disk_tag: Some("default".into()),
-                    manual_compact_status: None,
+                    manual_compact_status: r.app().map(|a| a.compact.status()),
                 }
             })
             .collect()

@@ -253,6 +253,8 @@ enum RecordState {
 /// The storage application of one partition.
 pub struct PartitionApp {
     pub db: PegasusDb,
+    /// Manual compaction driven by the table envs.
+    pub compact: super::manual_compact::ManualCompactState,
     app_id: i32,
     partition_index: i32,
     server: String,
@@ -264,8 +266,11 @@ pub struct PartitionApp {
 
 impl PartitionApp {
     pub fn new(db: PegasusDb, app_id: i32, partition_index: i32, server: String) -> Self {
+        let compact =
+            super::manual_compact::ManualCompactState::new(db.last_manual_compact_finish_ms());
         PartitionApp {
             db,
+            compact,
             app_id,
             partition_index,
             server,

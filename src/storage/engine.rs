@@ -420,6 +420,53 @@ impl PegasusDb {
         Ok(())
     }
 
+    /// The finish time of the last manual compaction (Unix ms; 0 when never).
+    pub fn last_manual_compact_finish_ms(&self) -> i64 {
+        self.read_meta_u64(LAST_MANUAL_COMPACT_FINISH_TIME_KEY)
+            .map(|v| v as i64)
+            .unwrap_or(0)
+    }
+
+    /// A manual compaction as upstream runs it: flush, compact the whole data column family
+    /// (exclusive; to `target_level` when it is a valid level, moving the result there;
+    /// bottommost level rewritten only when forced), then record and flush the finish time.
+    /// Returns the finish time (Unix ms).
+    pub fn manual_compact(&self, target_level: i32, bottommost_force: bool) -> Result<i64> {
+        self.flush()?;
+        let data = self
+            .db
+            .cf_handle("default")
+            .ok_or_else(|| corrupt("default column family missing"))?;
+        let mut co = rocksdb::CompactOptions::default();
+        co.set_exclusive_manual_compaction(true);
+        co.set_change_level(true);
+        // A level of the data column family (num_levels 6); other values fall back to -1, as
+        // upstream's do.
+        let level = if target_level == -1 || (1..6).contains(&target_level) {
+            target_level
+        } else {
+            -1
+        };
+        co.set_target_level(level);
+        co.set_bottommost_level_compaction(if bottommost_force {
+            rocksdb::BottommostLevelCompaction::Force
+        } else {
+            rocksdb::BottommostLevelCompaction::Skip
+        });
+        self.db
+            .compact_range_cf_opt::<&[u8], &[u8]>(data, None, None, &co);
+        let finish = (crate::base::value_schema::now_us() / 1000) as i64;
+        let cf = self.meta_cf()?;
+        self.db.put_cf_opt(
+            cf,
+            LAST_MANUAL_COMPACT_FINISH_TIME_KEY,
+            finish.to_string(),
+            &self.write_options(),
+        )?;
+        self.flush()?;
+        Ok(finish)
+    }
+
     /// Runs a full manual compaction of the data column family.
     pub fn compact_all(&self) -> Result<()> {
         self.db.compact_range::<&[u8], &[u8]>(None, None);
@@ -660,6 +707,40 @@ mod tests {
         assert_eq!((exp, data.as_slice()), (0, &b"value"[..]));
         // The empty put record is stored under the empty key.
         assert!(db.get_raw(b"").unwrap().is_some());
+    }
+
+    #[test]
+    fn manual_compaction_merges_files_and_records_its_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rdb = tmp.path().join("rdb");
+        let db = open(&rdb);
+        assert_eq!(db.last_manual_compact_finish_ms(), 0);
+        for d in 1..=3i64 {
+            let k = key_schema::encode(b"h", format!("s{d}").as_bytes()).unwrap();
+            let value = db.encode_value(0, 0, b"v");
+            db.apply(d, &[WriteOp::Put { key: k, value }], 0).unwrap();
+            db.flush().unwrap();
+        }
+        let data_files = |db: &PegasusDb| {
+            db.db
+                .live_files()
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.column_family_name == "default")
+                .count()
+        };
+        assert_eq!(data_files(&db), 3);
+        let before = (value_schema::now_us() / 1000) as i64;
+        let finish = db.manual_compact(-1, true).unwrap();
+        assert!(finish >= before);
+        assert_eq!(data_files(&db), 1);
+        assert_eq!(db.last_manual_compact_finish_ms(), finish);
+        drop(db);
+        // the finish time survives a reopen, and so does the data
+        let db = open(&rdb);
+        assert_eq!(db.last_manual_compact_finish_ms(), finish);
+        let k = key_schema::encode(b"h", b"s2").unwrap();
+        assert!(db.get_raw(&k).unwrap().is_some());
     }
 
     #[test]
