@@ -158,3 +158,31 @@ def test_manual_compaction_start_and_query(cluster, admin):
                 assert r[0] != OK, (i, r)
     finally:
         c.close()
+
+
+def test_data_version_and_replica_http_pages(cluster, admin):
+    out = admin("use %s" % cluster.table, "data-version")
+    assert re.search(r'"data_version":\s*"1"', out), out
+    nodes = re.findall(r"\((\d+\.\d+\.\d+\.\d+:\d+)\)", admin("nodes"))
+    assert nodes, "admin-cli listed no node"
+    app_id = table_id(admin, cluster.table)
+    import json
+    import urllib.error
+    import urllib.request
+    for n in nodes:
+        with urllib.request.urlopen("http://%s/replica/data_version?app_id=%d" % (n, app_id),
+                                    timeout=10) as r:
+            versions = json.loads(r.read())
+        assert versions and all(v == {"data_version": "1"} for v in versions.values()), versions
+        assert all(k.isdigit() for k in versions), versions
+        with urllib.request.urlopen("http://%s/replica/manual_compaction?app_id=%d"
+                                    % (n, app_id), timeout=10) as r:
+            st = json.loads(r.read())["status"]
+        assert set(st) == {"idle", "running", "queuing", "finished"}, st
+        assert sum(st.values()) == len(versions), (st, versions)
+        for bad, code in (("", 400), ("?app_id=x", 400), ("?app_id=99999", 404)):
+            try:
+                urllib.request.urlopen("http://%s/replica/data_version%s" % (n, bad), timeout=10)
+                raise AssertionError("no error for %r" % bad)
+            except urllib.error.HTTPError as e:
+                assert e.code == code, (bad, e.code)

@@ -827,6 +827,98 @@ impl ReplicaStub {
             .unwrap_or_default()
     }
 
+    /// The `app_id` query argument of an HTTP path, or upstream's 400 reply.
+    fn http_app_id(path: &str) -> Result<i32, HttpReply> {
+        let arg = path
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("app_id="));
+        let bad = |body: String| HttpReply {
+            status: 400,
+            content_type: "text/plain",
+            body,
+            location: None,
+        };
+        match arg {
+            None => Err(bad("app_id should not be empty".into())),
+            Some(v) => match v.parse::<i32>() {
+                Ok(id) if id >= 0 => Ok(id),
+                _ => Err(bad(format!("invalid app_id={v}"))),
+            },
+        }
+    }
+
+    /// The local replicas of a table, in partition order.
+    fn replicas_of(&self, app_id: i32) -> Vec<(i32, Arc<Replica>)> {
+        let mut v: Vec<(i32, Arc<Replica>)> = self
+            .replicas
+            .read()
+            .map(|m| {
+                m.iter()
+                    .filter(|((a, _), _)| *a == app_id)
+                    .map(|((_, p), r)| (*p, r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|(p, _)| *p);
+        v
+    }
+
+    /// `/replica/data_version?app_id=N`: `{"<pidx>": {"data_version": "<v>"}}` over the
+    /// local replicas of the table, 404 when there is none.
+    fn http_by_app(&self, path: &str, f: impl Fn(&Replica) -> serde_json::Value) -> HttpReply {
+        let app_id = match Self::http_app_id(path) {
+            Ok(id) => id,
+            Err(r) => return r,
+        };
+        let reps = self.replicas_of(app_id);
+        if reps.is_empty() {
+            return HttpReply {
+                status: 404,
+                content_type: "text/plain",
+                body: format!("app_id={app_id} not found"),
+                location: None,
+            };
+        }
+        let m: serde_json::Map<String, serde_json::Value> =
+            reps.iter().map(|(p, r)| (p.to_string(), f(r))).collect();
+        HttpReply {
+            status: 200,
+            content_type: "application/json",
+            body: serde_json::Value::Object(m).to_string(),
+            location: None,
+        }
+    }
+
+    /// `/replica/manual_compaction?app_id=N`: how many local replicas of the table are idle,
+    /// running, queuing or finished.
+    fn http_compaction(&self, path: &str) -> HttpReply {
+        use crate::idl::metadata::ManualCompactionStatus as S;
+        let app_id = match Self::http_app_id(path) {
+            Ok(id) => id,
+            Err(r) => return r,
+        };
+        let (mut idle, mut running, mut queuing, mut finished) = (0, 0, 0, 0);
+        for (_, r) in self.replicas_of(app_id) {
+            match r.app().map(|a| a.compact.status()).unwrap_or(S::IDLE) {
+                S::RUNNING => running += 1,
+                S::QUEUING => queuing += 1,
+                S::FINISHED => finished += 1,
+                _ => idle += 1,
+            }
+        }
+        HttpReply {
+            status: 200,
+            content_type: "application/json",
+            body: serde_json::json!({"status": {"idle": idle, "running": running,
+                "queuing": queuing, "finished": finished}})
+            .to_string(),
+            location: None,
+        }
+    }
+
     fn stored_replicas(&self) -> Vec<ReplicaInfo> {
         let m = match self.replicas.read() {
             Ok(m) => m,
@@ -1508,6 +1600,15 @@ impl Handler for ReplicaStub {
     }
 
     fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply> {
-        Box::pin(async move { crate::remote_cmd::http(&path, "replica") })
+        Box::pin(async move {
+            match path.split('?').next().unwrap_or("/") {
+                "/replica/data_version" => self.http_by_app(&path, |r| {
+                    let v = r.app().map(|a| a.db.data_version()).unwrap_or(0);
+                    serde_json::json!({ "data_version": v.to_string() })
+                }),
+                "/replica/manual_compaction" => self.http_compaction(&path),
+                _ => crate::remote_cmd::http(&path, "replica"),
+            }
+        })
     }
 }
