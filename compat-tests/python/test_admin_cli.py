@@ -186,3 +186,49 @@ def test_data_version_and_replica_http_pages(cluster, admin):
                 raise AssertionError("no error for %r" % bad)
             except urllib.error.HTTPError as e:
                 assert e.code == code, (bad, e.code)
+
+
+def wait_for(what, cond, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_table_envs_validated_and_deny_client_request(cluster, admin):
+    name = "envs_%d" % int(time.time())
+    out = admin("create -p 4 -r 3 %s" % name)
+    assert "error" not in out.lower(), out
+    use = "use %s" % name
+    # upstream's validator: unknown keys and bad values are refused with its hints
+    out = admin(use, "table-env set no.such.key 1")
+    assert "ERR_INVALID_PARAMETERS" in out and "app_env 'no.such.key' is not supported" in out, out
+    out = admin(use, "table-env set default_ttl -5")
+    assert "ERR_INVALID_PARAMETERS" in out and "should be '>= 0'" in out, out
+    out = admin(use, "table-env set replica.deny_client_request sometimes")
+    assert "Invalid deny client args" in out, out
+    out = admin(use, "table-env set rocksdb.usage_scenario prefer_write", "table-env list")
+    assert '"rocksdb.usage_scenario": "prefer_write"' in out, out
+
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60, timeout_ms=1000)
+    try:
+        assert c.set("hk", "sk", "before") == (OK, None)
+        # writes denied with ERR_INVALID_STATE (reconfig): they fail, reads go on
+        out = admin(use, "table-env set replica.deny_client_request reconfig*write")
+        assert "error" not in out.lower(), out
+        wait_for("writes to be denied", lambda: c.set("probe", "sk", "x") != (OK, None))
+        assert c.get("hk", "sk") == (OK, b"before")
+        # reads denied by leaving them unanswered (timeout): they fail, writes go on
+        out = admin(use, "table-env set replica.deny_client_request timeout*read")
+        assert "error" not in out.lower(), out
+        wait_for("reads to be denied", lambda: c.get("hk", "sk") != (OK, b"before"))
+        wait_for("writes to be allowed again", lambda: c.set("hk", "sk", "after") == (OK, None))
+        out = admin(use, "table-env delete replica.deny_client_request")
+        assert "error" not in out.lower(), out
+        wait_for("reads to be allowed again", lambda: c.get("hk", "sk") == (OK, b"after"))
+    finally:
+        c.close()
+    out = admin(use, "table-env clear", "table-env list")
+    assert "rocksdb.usage_scenario" not in out, out

@@ -1,5 +1,6 @@
 //! The meta server: cluster state, its persistence, and its RPC surface.
 
+pub mod app_env_validator;
 pub mod election;
 pub mod guardian;
 pub mod json;

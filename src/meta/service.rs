@@ -57,6 +57,16 @@ pub fn wants_host_ports(req: &Request) -> bool {
     req.protocol != Protocol::Thft
 }
 
+/// Upstream's hint for deleted envs: `deleted keys:` and one indented key per line.
+fn deleted_keys_hint(keys: &[String]) -> String {
+    let mut h = String::from("deleted keys:");
+    for k in keys {
+        h.push_str("\n    ");
+        h.push_str(k);
+    }
+    h
+}
+
 fn now_ms() -> i64 {
     (crate::base::value_schema::now_us() / 1000) as i64
 }
@@ -529,31 +539,54 @@ impl MetaService {
         })
     }
 
+    /// RPC_CM_UPDATE_APP_ENV as upstream: SET validates every pair first (unknown keys and bad
+    /// values are refused with the validator's hint, nothing written), DEL and CLEAR name
+    /// what they deleted in the hint.
     async fn update_app_env(
         &self,
         req: ConfigurationUpdateAppEnvRequest,
     ) -> Option<ConfigurationUpdateAppEnvResponse> {
-        let mut s = self.st().await?;
-        let mut resp = ConfigurationUpdateAppEnvResponse {
-            err: Some(ErrorCode::OK),
-            hint_message: Some(String::new()),
+        let resp = |err: ErrorCode, hint: String| {
+            Some(ConfigurationUpdateAppEnvResponse {
+                err: Some(err),
+                hint_message: Some(hint),
+            })
         };
+        let op = req.op.map(|o| o.0).unwrap_or(0);
+        if op == 1 {
+            let (Some(keys), Some(values)) = (req.keys.as_ref(), req.values.as_ref()) else {
+                return resp(ErrorCode::INVALID_PARAMETERS, String::new());
+            };
+            if keys.is_empty() || keys.len() != values.len() {
+                return resp(ErrorCode::INVALID_PARAMETERS, String::new());
+            }
+            for (k, v) in keys.iter().zip(values) {
+                if let Err(hint) = super::app_env_validator::validate(k, v) {
+                    return resp(ErrorCode::INVALID_PARAMETERS, hint);
+                }
+            }
+        } else if !(2..=3).contains(&op) {
+            return resp(
+                ErrorCode::INVALID_PARAMETERS,
+                "recv a invalid update_app_env request with op = APP_ENV_OP_INVALID".into(),
+            );
+        }
+        let mut s = self.st().await?;
         let name = req.app_name.unwrap_or_default();
         let Some(app) = s.app_by_name(&name) else {
-            resp.err = Some(ErrorCode::APP_NOT_EXIST);
-            return Some(resp);
+            return resp(ErrorCode::APP_NOT_EXIST, "app cannot be found".into());
         };
+        if app.info.status == Some(AppStatus::AS_DROPPING) {
+            return resp(ErrorCode::BUSY_DROPPING, "app is being dropped".into());
+        }
         let app_id = app.info.app_id.unwrap_or(0);
         let mut info = app.info.clone();
         let mut envs = info.envs.take().unwrap_or_default();
-        match req.op.map(|o| o.0).unwrap_or(0) {
+        let mut hint = String::new();
+        match op {
             1 => {
                 let keys = req.keys.unwrap_or_default();
                 let values = req.values.unwrap_or_default();
-                if keys.is_empty() || keys.len() != values.len() {
-                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return Some(resp);
-                }
                 for (k, v) in keys.into_iter().zip(values) {
                     envs.insert(k, v);
                 }
@@ -561,39 +594,45 @@ impl MetaService {
             2 => {
                 let keys = req.keys.unwrap_or_default();
                 if keys.is_empty() {
-                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return Some(resp);
+                    return resp(ErrorCode::INVALID_PARAMETERS, String::new());
                 }
-                let before = envs.len();
-                for k in keys {
-                    envs.remove(&k);
+                let deleted: Vec<String> = keys
+                    .into_iter()
+                    .filter(|k| envs.remove(k).is_some())
+                    .collect();
+                if deleted.is_empty() {
+                    return resp(ErrorCode::OK, "no key needs to be deleted".into());
                 }
-                if envs.len() == before {
-                    resp.hint_message = Some("no key needs to be deleted".into());
-                }
-            }
-            3 => {
-                let Some(prefix) = req.clear_prefix else {
-                    resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                    return Some(resp);
-                };
-                if prefix.is_empty() {
-                    envs.clear();
-                } else {
-                    let p = format!("{prefix}.");
-                    envs.retain(|k, _| !(k.starts_with(&p) && k.len() > p.len()));
-                }
+                hint = deleted_keys_hint(&deleted);
             }
             _ => {
-                resp.err = Some(ErrorCode::INVALID_PARAMETERS);
-                return Some(resp);
+                let Some(prefix) = req.clear_prefix else {
+                    return resp(ErrorCode::INVALID_PARAMETERS, String::new());
+                };
+                let doomed: Vec<String> = envs
+                    .keys()
+                    .filter(|k| {
+                        prefix.is_empty()
+                            || (k.starts_with(prefix.as_str())
+                                && k.as_bytes().get(prefix.len()) == Some(&b'.')
+                                && k.len() > prefix.len() + 1)
+                    })
+                    .cloned()
+                    .collect();
+                if doomed.is_empty() {
+                    return resp(ErrorCode::OK, "no key needs to be deleted".into());
+                }
+                for k in &doomed {
+                    envs.remove(k);
+                }
+                hint = deleted_keys_hint(&doomed);
             }
         }
         info.envs = Some(envs);
         if let Err(e) = s.update_app_info(app_id, info) {
-            resp.err = Some(e);
+            return resp(e, String::new());
         }
-        Some(resp)
+        resp(ErrorCode::OK, hint)
     }
 
     /// Beacons: the leader records the sender; any other meta names the leader it knows.

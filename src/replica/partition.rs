@@ -229,6 +229,8 @@ pub struct Replica {
     prepared: AtomicI64,
     /// Primary and caught up with what it re-proposed on taking over (serves reads).
     readable: AtomicBool,
+    /// `replica.deny_client_request` of the table envs (DENY_* bits).
+    deny: AtomicU8,
     tx: mpsc::UnboundedSender<Input>,
     /// The read lane: client reads of this partition, run one after another in arrival
     /// order (upstream's partitioned read pool), beside the owner task.
@@ -262,6 +264,38 @@ pub fn parse_dir_name(name: &str) -> Option<(i32, i32, String)> {
 }
 
 use crate::storage::manual_compact::{local_today_at, CompactEnvs};
+
+/// `replica.deny_client_request` denies reads.
+pub const DENY_READ: u8 = 1;
+/// ... denies writes.
+pub const DENY_WRITE: u8 = 2;
+/// ... answers denied requests with ERR_INVALID_STATE (`reconfig*`: the client refreshes its
+/// configuration) instead of leaving them unanswered (`timeout*`).
+pub const DENY_RECONFIG: u8 = 4;
+
+/// The DENY_* bits of `replica.deny_client_request` (`<timeout|reconfig>*<all|write|read>`).
+pub fn deny_bits(info: &AppInfo) -> u8 {
+    let Some(v) = info
+        .envs
+        .as_ref()
+        .and_then(|e| e.get("replica.deny_client_request"))
+    else {
+        return 0;
+    };
+    let Some((mode, what)) = v.split_once('*') else {
+        return 0;
+    };
+    let mut bits = match what {
+        "all" => DENY_READ | DENY_WRITE,
+        "read" => DENY_READ,
+        "write" => DENY_WRITE,
+        _ => 0,
+    };
+    if bits != 0 && mode == "reconfig" {
+        bits |= DENY_RECONFIG;
+    }
+    bits
+}
 
 fn env_u32(info: &AppInfo, key: &str) -> Option<u32> {
     info.envs.as_ref()?.get(key)?.parse::<u32>().ok()
@@ -443,6 +477,7 @@ impl Replica {
             committed: AtomicI64::new(0),
             prepared: AtomicI64::new(0),
             readable: AtomicBool::new(false),
+            deny: AtomicU8::new(deny_bits(&info)),
             tx,
             reads,
             info: RwLock::new(info),
@@ -517,6 +552,11 @@ impl Replica {
             self.committed.load(Ordering::SeqCst),
             self.prepared.load(Ordering::SeqCst),
         )
+    }
+
+    /// The client requests the table envs deny here (DENY_* bits; 0 when none).
+    pub fn deny(&self) -> u8 {
+        self.deny.load(Ordering::Relaxed)
     }
 
     pub fn status_code(&self) -> u8 {
@@ -988,6 +1028,7 @@ impl Owner {
             *cur = info.clone();
             changed
         };
+        self.r.deny.store(deny_bits(info), Ordering::Relaxed);
         if let Some(app) = self.r.app() {
             apply_envs(&app, info);
             start_manual_compact_if_due(&app, info);

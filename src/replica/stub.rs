@@ -1063,6 +1063,19 @@ impl ReplicaStub {
             }
             return;
         };
+        let deny = r.deny();
+        if deny != 0 {
+            let denied = (is_write(name) && deny & crate::replica::partition::DENY_WRITE != 0)
+                || (is_read(name) && deny & crate::replica::partition::DENY_READ != 0);
+            if denied {
+                // `reconfig*`: ERR_INVALID_STATE sends the client back to the meta; `timeout*`:
+                // no answer at all, as upstream.
+                if deny & crate::replica::partition::DENY_RECONFIG != 0 {
+                    sink.send(Reply::err("ERR_INVALID_STATE"));
+                }
+                return;
+            }
+        }
         if is_write(name) {
             self.client_write(&r, req, sink);
         } else if is_read(name) {
