@@ -232,3 +232,53 @@ def test_table_envs_validated_and_deny_client_request(cluster, admin):
         c.close()
     out = admin(use, "table-env clear", "table-env list")
     assert "rocksdb.usage_scenario" not in out, out
+
+
+def test_throttling_envs_reject_and_delay(cluster, admin):
+    name = "throttle_%d" % int(time.time())
+    out = admin("create -p 4 -r 3 %s" % name)
+    assert "error" not in out.lower(), out
+    use = "use %s" % name
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60, timeout_ms=2000)
+    try:
+        assert c.set("hk", "sk", "v") == (OK, None)
+        # 8 writes a second over 4 partitions: 3 a second on the partition of "hk"
+        out = admin(use, "table-env set replica.write_throttling 8*reject*0")
+        assert "error" not in out.lower(), out
+
+        def burst_refused():
+            res = [c.set("hk", "sk%d" % i, "v") for i in range(12)]
+            return sum(1 for r in res if r == (OK, None)) <= 6 and any(
+                r != (OK, None) for r in res)
+        wait_for("writes to be refused past the limit", burst_refused)
+
+        # reads likewise
+        out = admin(use, "table-env set replica.read_throttling 8*reject*0")
+        assert "error" not in out.lower(), out
+
+        def reads_refused():
+            res = [c.get("hk", "sk") for _ in range(12)]
+            return sum(1 for r in res if r == (OK, b"v")) <= 6 and any(
+                r != (OK, b"v") for r in res)
+        wait_for("reads to be refused past the limit", reads_refused)
+
+        # delay instead of reject: every write succeeds, later ones wait
+        out = admin(use, "table-env set replica.write_throttling 8*delay*400",
+                    "table-env delete replica.read_throttling")
+        assert "error" not in out.lower(), out
+
+        def delayed():
+            t0 = time.time()
+            res = [c.set("hk", "d%d" % i, "v") for i in range(10)]
+            return all(r == (OK, None) for r in res) and time.time() - t0 >= 0.4
+        wait_for("writes to be delayed past the limit", delayed)
+
+        out = admin(use, "table-env delete replica.write_throttling")
+        assert "error" not in out.lower(), out
+
+        def free():
+            return all(c.set("hk", "f%d" % i, "v") == (OK, None) for i in range(12)) and all(
+                c.get("hk", "sk") == (OK, b"v") for _ in range(12))
+        wait_for("throttling to end", free)
+    finally:
+        c.close()

@@ -2,4 +2,5 @@
 
 pub mod crc;
 pub mod key_schema;
+pub mod throttling;
 pub mod value_schema;

@@ -1,6 +1,8 @@
 //! The table-env validator of RPC_CM_UPDATE_APP_ENV (upstream's `app_env_validator`): the keys
 //! upstream accepts, each with its value rule, and upstream's hint texts for what is refused.
 
+use crate::base::throttling::{parse_throttling, parse_units};
+
 /// The rule of one key's value.
 enum Rule {
     Bool,
@@ -87,64 +89,6 @@ fn parse_c_integer(s: &str) -> Option<i64> {
     }
     let v = i128::from_str_radix(digits, radix).ok()?;
     i64::try_from(if neg { -v } else { v }).ok()
-}
-
-/// Parses `<units>` of the throttling grammar: an unsigned integer, optionally ending in `K`
-/// or `M`.
-fn parse_units(s: &str) -> Result<u64, String> {
-    let (num, mul) = match s.strip_suffix('K') {
-        Some(n) => (n, 1u64 << 10),
-        None => match s.strip_suffix('M') {
-            Some(n) => (n, 1u64 << 20),
-            None => (s, 1),
-        },
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("'{s}' should be an unsigned integer"));
-    }
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("'{s}' result is overflow"))
-}
-
-/// One throttling item: (units, reject?, ms).
-pub type ThrottleItem = (u64, bool, u64);
-
-/// Parses the throttling grammar (`1000*delay*100,2000*reject*200`).
-pub fn parse_throttling(v: &str) -> Result<Vec<ThrottleItem>, String> {
-    let items: Vec<&str> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if items.is_empty() {
-        return Err("The value shouldn't be empty".into());
-    }
-    let (mut delay, mut reject) = (false, false);
-    let mut out = Vec::new();
-    for item in items {
-        let f: Vec<&str> = item.split('*').collect();
-        if f.len() != 3 {
-            return Err(format!(
-                "The field count of '{item}' separated by '*' must be 3"
-            ));
-        }
-        let units = parse_units(f[0])?;
-        let is_reject = match f[1] {
-            "delay" => false,
-            "reject" => true,
-            other => return Err(format!("'{other}' should be 'delay' or 'reject'")),
-        };
-        let ms = parse_units(f[2])?;
-        let seen = if is_reject { &mut reject } else { &mut delay };
-        if *seen {
-            return Err(format!("duplicate '{}' config", f[1]));
-        }
-        *seen = true;
-        out.push((units, is_reject, ms));
-    }
-    Ok(out)
 }
 
 /// Checks one key and value: `Err(hint)` with upstream's hint when refused.
@@ -266,31 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn throttling_grammar() {
-        assert_eq!(
-            parse_throttling("100*delay*10, 2K*reject*0"),
-            Ok(vec![(100, false, 10), (2048, true, 0)])
-        );
-        assert_eq!(
-            parse_throttling(" , "),
-            Err("The value shouldn't be empty".into())
-        );
-        assert_eq!(
-            parse_throttling("100*delay"),
-            Err("The field count of '100*delay' separated by '*' must be 3".into())
-        );
-        assert_eq!(
-            parse_throttling("x*delay*1"),
-            Err("'x' should be an unsigned integer".into())
-        );
-        assert_eq!(
-            parse_throttling("1*wait*1"),
-            Err("'wait' should be 'delay' or 'reject'".into())
-        );
-        assert_eq!(
-            parse_throttling("1*delay*1,2*delay*2"),
-            Err("duplicate 'delay' config".into())
-        );
+    fn token_bucket_values() {
         assert!(validate("replica.read_throttling_by_size", "10M").is_ok());
         assert!(validate("replica.read_throttling_by_size", "1*delay*1").is_ok());
         assert_eq!(

@@ -231,6 +231,8 @@ pub struct Replica {
     readable: AtomicBool,
     /// `replica.deny_client_request` of the table envs (DENY_* bits).
     deny: AtomicU8,
+    /// The throttling envs of the table, per partition.
+    throttles: std::sync::Mutex<Throttles>,
     tx: mpsc::UnboundedSender<Input>,
     /// The read lane: client reads of this partition, run one after another in arrival
     /// order (upstream's partitioned read pool), beside the owner task.
@@ -263,7 +265,45 @@ pub fn parse_dir_name(name: &str) -> Option<(i32, i32, String)> {
     Some((app_id as i32, pidx as i32, app_type.to_string()))
 }
 
+use crate::base::throttling::{Controller, Throttle};
 use crate::storage::manual_compact::{local_today_at, CompactEnvs};
+
+/// The throttling controllers of one partition, one per env.
+#[derive(Debug, Default)]
+pub struct Throttles {
+    write_qps: Controller,
+    write_size: Controller,
+    read_qps: Controller,
+    backup: Controller,
+}
+
+impl Throttles {
+    fn from_info(info: &AppInfo) -> Throttles {
+        let mut t = Throttles::default();
+        t.update(info);
+        t
+    }
+
+    fn update(&mut self, info: &AppInfo) {
+        let env = |k: &str| {
+            info.envs
+                .as_ref()
+                .and_then(|e| e.get(k))
+                .map(String::as_str)
+        };
+        let pc = info.partition_count.unwrap_or(1);
+        self.write_qps.update(env("replica.write_throttling"), pc);
+        self.write_size
+            .update(env("replica.write_throttling_by_size"), pc);
+        self.read_qps.update(env("replica.read_throttling"), pc);
+        self.backup
+            .update(env("replica.backup_request_throttling"), pc);
+    }
+}
+
+fn now_s() -> i64 {
+    (value_schema::now_us() / 1_000_000) as i64
+}
 
 /// `replica.deny_client_request` denies reads.
 pub const DENY_READ: u8 = 1;
@@ -478,6 +518,7 @@ impl Replica {
             prepared: AtomicI64::new(0),
             readable: AtomicBool::new(false),
             deny: AtomicU8::new(deny_bits(&info)),
+            throttles: std::sync::Mutex::new(Throttles::from_info(&info)),
             tx,
             reads,
             info: RwLock::new(info),
@@ -552,6 +593,32 @@ impl Replica {
             self.committed.load(Ordering::SeqCst),
             self.prepared.load(Ordering::SeqCst),
         )
+    }
+
+    /// Counts a client write against the write throttling envs (QPS, then size).
+    pub fn throttle_write(&self, body_len: usize, client_timeout_ms: i32) -> Throttle {
+        let Ok(mut t) = self.throttles.lock() else {
+            return Throttle::Pass;
+        };
+        let now = now_s();
+        let timeout = i64::from(client_timeout_ms);
+        match t.write_qps.control(now, 1, timeout) {
+            Throttle::Pass => t.write_size.control(now, body_len as u64, timeout),
+            other => other,
+        }
+    }
+
+    /// Counts a client read against the read (or backup-request) throttling env.
+    pub fn throttle_read(&self, backup: bool, client_timeout_ms: i32) -> Throttle {
+        let Ok(mut t) = self.throttles.lock() else {
+            return Throttle::Pass;
+        };
+        let c = if backup {
+            &mut t.backup
+        } else {
+            &mut t.read_qps
+        };
+        c.control(now_s(), 1, i64::from(client_timeout_ms))
     }
 
     /// The client requests the table envs deny here (DENY_* bits; 0 when none).
@@ -1029,6 +1096,9 @@ impl Owner {
             changed
         };
         self.r.deny.store(deny_bits(info), Ordering::Relaxed);
+        if let Ok(mut t) = self.r.throttles.lock() {
+            t.update(info);
+        }
         if let Some(app) = self.r.app() {
             apply_envs(&app, info);
             start_manual_compact_if_due(&app, info);

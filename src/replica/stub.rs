@@ -12,6 +12,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use thrift::protocol::{TInputProtocol, TSerializable};
 
+use crate::base::throttling::Throttle;
 use crate::idl::consensus::{
     GroupCheckRequest, GroupCheckResponse, LearnNotifyResponse, LearnRequest, LearnResponse,
     LearnState, LearnType, LearnerStatus, PrepareAck,
@@ -1077,18 +1078,46 @@ impl ReplicaStub {
             }
         }
         if is_write(name) {
-            self.client_write(&r, req, sink);
-        } else if is_read(name) {
-            let stub = self.clone();
-            let lane = r.clone();
-            r.read(Box::new(move || {
-                if let Some(reply) = stub.serve_read(&lane, &req) {
-                    sink.send(reply);
+            match r.throttle_write(req.body.len(), req.client_timeout_ms) {
+                Throttle::Pass => self.client_write(&r, req, sink),
+                Throttle::Delay(ms) => {
+                    let stub = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        stub.client_write(&r, req, sink);
+                    });
                 }
-            }));
+                Throttle::Reject(ms) => reject_busy(sink, ms),
+            }
+        } else if is_read(name) {
+            let backup = req.is_backup_request;
+            match r.throttle_read(backup, req.client_timeout_ms) {
+                Throttle::Pass => self.queue_read(r, req, sink),
+                Throttle::Delay(ms) => {
+                    let stub = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        stub.queue_read(r, req, sink);
+                    });
+                }
+                // A throttled backup request gets no answer (the client reads the primary).
+                Throttle::Reject(_) if backup => {}
+                Throttle::Reject(ms) => reject_busy(sink, ms),
+            }
         } else {
             sink.send(Reply::err("ERR_HANDLER_NOT_FOUND"));
         }
+    }
+
+    /// A client read onto the partition's read lane.
+    fn queue_read(self: &Arc<Self>, r: Arc<Replica>, req: Request, sink: ReplySink) {
+        let stub = self.clone();
+        let lane = r.clone();
+        r.read(Box::new(move || {
+            if let Some(reply) = stub.serve_read(&lane, &req) {
+                sink.send(reply);
+            }
+        }));
     }
 
     /// A client write: decoded once here, then handed to the partition's write queue.
@@ -1543,6 +1572,18 @@ fn is_write(name: &str) -> bool {
             | "RPC_RRDB_RRDB_CHECK_AND_SET"
             | "RPC_RRDB_RRDB_CHECK_AND_MUTATE"
     )
+}
+
+/// Refuses a throttled request with ERR_BUSY, after `ms` when the env asks for a delay.
+fn reject_busy(sink: ReplySink, ms: u64) {
+    if ms == 0 {
+        sink.send(Reply::err("ERR_BUSY"));
+    } else {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            sink.send(Reply::err("ERR_BUSY"));
+        });
+    }
 }
 
 impl Handler for ReplicaStub {
