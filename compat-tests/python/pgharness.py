@@ -321,8 +321,36 @@ class PrivateOnebox(object):
         self.bin = server_bin()
         self.report = report
 
+    health_timeout = 180.0
+
     def extra_env(self):
         return {}
+
+    def log_hint(self):
+        return "server logs under %s" % self.onebox_dir
+
+    def probe(self, table="temp"):
+        """(healthy, output) of `pegasus_server probe` against self.metas."""
+        try:
+            p = subprocess.run([self.bin, "probe", ",".join(self.metas), table],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=20)
+        except subprocess.TimeoutExpired:
+            return False, "probe timed out"
+        return p.returncode == 0, p.stdout.decode("utf-8", "replace").strip()
+
+    def wait_healthy(self, table="temp", timeout=None):
+        """Waits for the table's full health; returns the seconds it took."""
+        timeout = self.health_timeout if timeout is None else timeout
+        t0 = time.time()
+        while True:
+            ok, out = self.probe(table)
+            if ok:
+                return time.time() - t0
+            if time.time() - t0 > timeout:
+                raise AssertionError("table %s not fully healthy after %.0fs; probe said:\n%s\n%s"
+                                     % (table, timeout, out, self.log_hint()))
+            time.sleep(0.5)
 
     def env(self):
         env = dict(os.environ)

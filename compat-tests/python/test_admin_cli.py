@@ -37,6 +37,14 @@ def admin(cluster, tmp_path_factory):
     return run
 
 
+def new_table(admin, prefix):
+    """Creates a table of 4 partitions and 3 replicas through admin-cli; returns its name."""
+    name = "%s_%d" % (prefix, int(time.time()))
+    out = admin("create -p 4 -r 3 %s" % name)
+    assert "error" not in out.lower(), out
+    return name
+
+
 def table_id(admin, name):
     out = admin("ls")
     m = re.search(r"\|\s*(\d+)\s*\|\s*%s\s*\|" % re.escape(name), out)
@@ -56,9 +64,7 @@ def dropped_id(admin, name):
 
 
 def test_recall_a_dropped_table_under_a_new_name(cluster, admin):
-    name = "recall_%d" % int(time.time())
-    out = admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
+    name = new_table(admin, "recall")
     c = pgharness.open_client(cluster.metas, name, deadline_s=60)
     try:
         for i in range(50):
@@ -104,9 +110,7 @@ def replica_logs(cluster):
 
 
 def test_manual_compaction_start_and_query(cluster, admin):
-    name = "mcompact_%d" % int(time.time())
-    out = admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
+    name = new_table(admin, "mcompact")
     c = pgharness.open_client(cluster.metas, name, deadline_s=60)
     try:
         for i in range(200):
@@ -198,9 +202,7 @@ def wait_for(what, cond, timeout=20):
 
 
 def test_table_envs_validated_and_deny_client_request(cluster, admin):
-    name = "envs_%d" % int(time.time())
-    out = admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
+    name = new_table(admin, "envs")
     use = "use %s" % name
     # upstream's validator: unknown keys and bad values are refused with its hints
     out = admin(use, "table-env set no.such.key 1")
@@ -235,9 +237,7 @@ def test_table_envs_validated_and_deny_client_request(cluster, admin):
 
 
 def test_throttling_envs_reject_and_delay(cluster, admin):
-    name = "throttle_%d" % int(time.time())
-    out = admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
+    name = new_table(admin, "throttle")
     use = "use %s" % name
     c = pgharness.open_client(cluster.metas, name, deadline_s=60, timeout_ms=2000)
     try:

@@ -59,25 +59,6 @@ class DCluster(pgharness.PrivateOnebox):
                   "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def probe(self):
-        try:
-            p = subprocess.run([self.bin, "probe", ",".join(self.metas), TABLE],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, timeout=15)
-        except subprocess.TimeoutExpired:
-            return False, "probe timed out"
-        return p.returncode == 0, p.stdout.decode("utf-8", "replace").strip()
-
-    def wait_healthy(self, timeout=180):
-        t0 = time.time()
-        while True:
-            ok, out = self.probe()
-            if ok:
-                return time.time() - t0
-            assert time.time() - t0 < timeout, "%s not healthy after %ss: %s (logs in %s)" % (
-                TABLE, timeout, out, self.onebox_dir)
-            time.sleep(0.5)
-
     def ns(self, *cmd, check=True):
         """Runs a command in the holder's mount namespace."""
         p = subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", "--"] + list(cmd),

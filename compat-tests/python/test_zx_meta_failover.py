@@ -70,24 +70,6 @@ class ZkCluster(pgharness.PrivateOnebox):
         raise AssertionError("no meta leader (other than %s) after %ss; %s"
                              % (not_addr, timeout, self.log_hint()))
 
-    def probe(self, table=TABLE):
-        try:
-            rc, out = self.tool("probe", ",".join(self.metas), table, timeout=20)
-        except subprocess.TimeoutExpired:
-            return False, "probe timed out"
-        return rc == 0, out
-
-    def wait_healthy(self, table=TABLE, timeout=180):
-        t0 = time.time()
-        while True:
-            ok, out = self.probe(table)
-            if ok:
-                return time.time() - t0
-            if time.time() - t0 > timeout:
-                raise AssertionError("table %s not fully healthy after %.0fs: %s\n%s"
-                                     % (table, timeout, out, self.log_hint()))
-            time.sleep(0.5)
-
     def meta_index(self, addr):
         return self.metas.index(addr) + 1
 

@@ -72,6 +72,7 @@ def pidx_of(hk):
 
 class PCluster(pgharness.PrivateOnebox):
     """A private onebox driven through run.sh with its own dir, ports and config template."""
+    health_timeout = HEALTH_TIMEOUT
 
     def __init__(self):
         super().__init__("pegasus-pacifica-", "pacifica_run_sh.log", report)
@@ -89,28 +90,6 @@ class PCluster(pgharness.PrivateOnebox):
     def extra_env(self):
         return {"META_PORT_BASE": str(META_PORT_BASE), "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
                 "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"}
-
-    def probe(self):
-        """(healthy, output) from `pegasus_server probe`."""
-        try:
-            p = subprocess.run([self.bin, "probe", ",".join(self.metas), TABLE],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, timeout=15)
-        except subprocess.TimeoutExpired:
-            return False, "probe timed out"
-        return p.returncode == 0, p.stdout.decode("utf-8", "replace").strip()
-
-    def wait_healthy(self, timeout=HEALTH_TIMEOUT):
-        """Waits for full health; returns the seconds it took, fails with the last probe output."""
-        t0 = time.time()
-        while True:
-            ok, out = self.probe()
-            if ok:
-                return time.time() - t0
-            if time.time() - t0 > timeout:
-                raise AssertionError("table %s not fully healthy after %.0fs; probe said:\n%s\n%s"
-                                     % (TABLE, timeout, out, self.log_hint()))
-            time.sleep(0.5)
 
     def replica_dir(self, n):
         return os.path.join(self.onebox_dir, "replica%d" % n)

@@ -233,6 +233,8 @@ pub struct Replica {
     deny: AtomicU8,
     /// The throttling envs of the table, per partition.
     throttles: std::sync::Mutex<Throttles>,
+    /// Whether any throttling env is set: requests skip the lock when none is.
+    throttled: AtomicBool,
     tx: mpsc::UnboundedSender<Input>,
     /// The read lane: client reads of this partition, run one after another in arrival
     /// order (upstream's partitioned read pool), beside the owner task.
@@ -282,6 +284,13 @@ impl Throttles {
         let mut t = Throttles::default();
         t.update(info);
         t
+    }
+
+    fn any(&self) -> bool {
+        self.write_qps.enabled()
+            || self.write_size.enabled()
+            || self.read_qps.enabled()
+            || self.backup.enabled()
     }
 
     fn update(&mut self, info: &AppInfo) {
@@ -509,6 +518,7 @@ impl Replica {
                 }
             }
         });
+        let throttles = Throttles::from_info(&info);
         let r = Arc::new(Replica {
             dir: dir.to_path_buf(),
             app: RwLock::new(Some(Arc::new(app))),
@@ -518,7 +528,8 @@ impl Replica {
             prepared: AtomicI64::new(0),
             readable: AtomicBool::new(false),
             deny: AtomicU8::new(deny_bits(&info)),
-            throttles: std::sync::Mutex::new(Throttles::from_info(&info)),
+            throttled: AtomicBool::new(throttles.any()),
+            throttles: std::sync::Mutex::new(throttles),
             tx,
             reads,
             info: RwLock::new(info),
@@ -597,6 +608,9 @@ impl Replica {
 
     /// Counts a client write against the write throttling envs (QPS, then size).
     pub fn throttle_write(&self, body_len: usize, client_timeout_ms: i32) -> Throttle {
+        if !self.throttled.load(Ordering::Relaxed) {
+            return Throttle::Pass;
+        }
         let Ok(mut t) = self.throttles.lock() else {
             return Throttle::Pass;
         };
@@ -610,6 +624,9 @@ impl Replica {
 
     /// Counts a client read against the read (or backup-request) throttling env.
     pub fn throttle_read(&self, backup: bool, client_timeout_ms: i32) -> Throttle {
+        if !self.throttled.load(Ordering::Relaxed) {
+            return Throttle::Pass;
+        }
         let Ok(mut t) = self.throttles.lock() else {
             return Throttle::Pass;
         };
@@ -1098,6 +1115,7 @@ impl Owner {
         self.r.deny.store(deny_bits(info), Ordering::Relaxed);
         if let Ok(mut t) = self.r.throttles.lock() {
             t.update(info);
+            self.r.throttled.store(t.any(), Ordering::Relaxed);
         }
         if let Some(app) = self.r.app() {
             apply_envs(&app, info);
