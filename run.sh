@@ -343,6 +343,24 @@ select_instance_dirs() {
     fi
 }
 
+# Scale out: start_onebox_instance -r N with N one past the last replica server creates
+# replica<N> (port REPLICA_PORT_BASE+N) with replica1's configuration.
+add_replica_instance() {
+    local n=$1 last=0 dir
+    for dir in "$ONEBOX_DIR"/replica*; do
+        [ -d "$dir" ] || continue
+        local i=${dir##*replica}
+        is_number "$i" && [ "$i" -gt "$last" ] && last=$i
+    done
+    [ "$last" -ge 1 ] && [ "$n" -eq $((last + 1)) ] || return 0
+    [ -f "$ONEBOX_DIR/replica1/config.ini" ] || return 0
+    mkdir -p "$ONEBOX_DIR/replica$n" || die "cannot create $ONEBOX_DIR/replica$n"
+    sed -e "s|^\(\s*ports = \)$(replica_port 1)\s*$|\1$(replica_port "$n")|" \
+        "$ONEBOX_DIR/replica1/config.ini" >"$ONEBOX_DIR/replica$n/config.ini" ||
+        die "cannot write $ONEBOX_DIR/replica$n/config.ini"
+    echo "INFO: added replica$n (port $(replica_port "$n")) to the onebox"
+}
+
 #####################
 ## ZooKeeper (for onebox with several metas)
 #####################
@@ -708,12 +726,14 @@ usage_start_onebox_instance() {
     echo "Options for subcommand 'start_onebox_instance':"
     echo "   -h|--help              print this help"
     echo "   -m|--meta_id <num>     start meta server with this id"
-    echo "   -r|--replica_id <num>  start replica server with this id"
+    echo "   -r|--replica_id <num>  start replica server with this id; one past the last"
+    echo "                          adds a replica server to the onebox (scale out)"
 }
 
 # Starts the selected instances and waits for their ports.
 run_start_onebox_instance() {
     parse_instance_args start_onebox_instance "$@"
+    [ "$REPLICA_ID" != 0 ] && [ ! -d "$ONEBOX_DIR/replica$REPLICA_ID" ] && add_replica_instance "$REPLICA_ID"
     select_instance_dirs
     local -a dirs=("${SELECTED[@]}")
     local bin dir rc=0

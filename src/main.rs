@@ -212,7 +212,41 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
                 .map_err(c)? as u32,
             ..Default::default()
         },
+        lb_interval: millis(&cfg, "replication", "lb_interval_ms", 10_000).map_err(c)?,
+        balancer: meta::balancer::BalancerOptions {
+            balancer_in_turn: cfg
+                .bool("meta_server", "balancer_in_turn", false)
+                .map_err(c)?,
+            only_primary_balancer: cfg
+                .bool("meta_server", "only_primary_balancer", false)
+                .map_err(c)?,
+            only_move_primary: cfg
+                .bool("meta_server", "only_move_primary", false)
+                .map_err(c)?,
+            ignored_apps: Default::default(),
+        },
+        node_live_percentage_threshold_for_update: cfg
+            .u64(
+                "meta_server",
+                "node_live_percentage_threshold_for_update",
+                65,
+            )
+            .map_err(c)?
+            .min(100),
+        add_secondary_flow_control: cfg
+            .bool("meta_server", "add_secondary_enable_flow_control", false)
+            .map_err(c)?,
+        add_secondary_max_count_for_one_node: cfg
+            .i64("meta_server", "add_secondary_max_count_for_one_node", 10)
+            .map_err(c)?,
     };
+    let lb_settings = meta::remote_commands::LbSettings::new(
+        opts.balancer.clone(),
+        opts.add_secondary_flow_control,
+        opts.add_secondary_max_count_for_one_node,
+        opts.guardian.replica_assign_delay_ms_for_dropouts,
+        opts.node_live_percentage_threshold_for_update as i64,
+    );
     let check_interval = secs(&cfg, "fd_check_interval_seconds", 2).map_err(c)?;
     let defaults = default_apps(&cfg).map_err(c)?;
     let self_addr = RpcAddress::from_ipv4(ip, port);
@@ -251,7 +285,8 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
         )
     };
     warn_unused(&cfg, &["meta_server", "zookeeper"]);
-    let service = meta::service::MetaService::new(self_addr, check_interval, election, zk_hosts);
+    let service =
+        meta::service::MetaService::new(self_addr, check_interval, election, zk_hosts, lb_settings);
     service.start(move || meta::server_state::ServerState::load(store, opts, &defaults));
     let listener = listen(SocketAddr::V4(SocketAddrV4::new(
         Ipv4Addr::UNSPECIFIED,

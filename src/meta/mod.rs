@@ -1,9 +1,11 @@
 //! The meta server: cluster state, its persistence, and its RPC surface.
 
 pub mod app_env_validator;
+pub mod balancer;
 pub mod election;
 pub mod guardian;
 pub mod json;
+pub mod remote_commands;
 pub mod server_state;
 pub mod service;
 pub mod state_store;

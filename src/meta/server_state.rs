@@ -2,7 +2,7 @@
 //! configurations and replica-server liveness. Every change is written to the state store
 //! first and applied to memory only when the write succeeded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -12,9 +12,13 @@ use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
 use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest, MetaFunctionLevel};
 use crate::idl::metadata::{ManualCompactionStatus, ReplicaInfo};
 
+use super::balancer::{self, BalancerOptions, MigrationList};
 use super::guardian::{self, DropHistory, GuardianOptions, NodeView, Proposal, UpdateOutcome};
 use super::json;
 use super::state_store::{StateStore, StoreError};
+
+/// The table env that marks a replica-count change in progress ("updating;<n>").
+pub const MAX_REPLICA_COUNT_ENV: &str = "max_replica_count.update";
 
 /// Partition flag set on the partitions of a dropped table.
 pub const PARTITION_FLAG_DROPPED: i32 = 1;
@@ -32,6 +36,17 @@ pub struct MetaOptions {
     pub hold_seconds_for_dropped_app: i64,
     pub start_level: MetaFunctionLevel,
     pub guardian: GuardianOptions,
+    /// `[replication] lb_interval_ms`: how often the balancer runs.
+    pub lb_interval: Duration,
+    /// `[meta_server] balancer_in_turn`, `only_primary_balancer`, `only_move_primary`.
+    pub balancer: BalancerOptions,
+    /// `[meta_server] node_live_percentage_threshold_for_update`.
+    pub node_live_percentage_threshold_for_update: u64,
+    /// `[meta_server] add_secondary_enable_flow_control` and
+    /// `add_secondary_max_count_for_one_node`: at most that many add-secondary proposals per
+    /// receiving node and checker round.
+    pub add_secondary_flow_control: bool,
+    pub add_secondary_max_count_for_one_node: i64,
 }
 
 impl Default for MetaOptions {
@@ -47,6 +62,11 @@ impl Default for MetaOptions {
             hold_seconds_for_dropped_app: 604_800,
             start_level: MetaFunctionLevel::FL_STEADY,
             guardian: GuardianOptions::default(),
+            lb_interval: Duration::from_secs(10),
+            balancer: BalancerOptions::default(),
+            node_live_percentage_threshold_for_update: 65,
+            add_secondary_flow_control: false,
+            add_secondary_max_count_for_one_node: 10,
         }
     }
 }
@@ -95,6 +115,15 @@ pub struct ServerState {
     dead_reasons: BTreeMap<(i32, i32), String>,
     /// Manual-compaction status per (app, partition, member node), from config sync.
     compact_status: BTreeMap<(i32, i32, u64), ManualCompactionStatus>,
+    /// The disk tag each member reported for its replica in config sync.
+    disk_tags: BTreeMap<(i32, i32, u64), String>,
+    /// Queued balancer or operator proposals per partition, sent front first; each accepted
+    /// configuration change pops the front (upstream's `lb_actions`).
+    lb_actions: BTreeMap<(i32, i32), VecDeque<balancer::Action>>,
+    /// The operations the last balancer round found: move_pri, copy_pri, copy_sec, total
+    /// (-1 while some replica's disk is not reported yet).
+    pub lb_counts: [i64; 4],
+    last_balance: Option<Instant>,
 }
 
 /// Reads the wall clock in Unix seconds.
@@ -193,6 +222,10 @@ impl ServerState {
             host_ports,
             dead_reasons: BTreeMap::new(),
             compact_status: BTreeMap::new(),
+            disk_tags: BTreeMap::new(),
+            lb_actions: BTreeMap::new(),
+            lb_counts: [0; 4],
+            last_balance: None,
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;
@@ -268,6 +301,23 @@ impl ServerState {
                     return Err(format!("cannot create default table {}: {e}", d.name));
                 }
             }
+        }
+        // A replica-count change interrupted by a restart is finished now.
+        let pending: Vec<(i32, i32)> = s
+            .apps
+            .iter()
+            .filter(|(_, a)| a.info.status == Some(AppStatus::AS_AVAILABLE))
+            .filter_map(|(id, a)| {
+                let v = a.info.envs.as_ref()?.get(MAX_REPLICA_COUNT_ENV)?;
+                let n = v.strip_prefix("updating;")?.parse::<i32>().ok()?;
+                (n > 0).then_some((*id, n))
+            })
+            .collect();
+        for (id, n) in pending {
+            s.finish_replica_count_update(id, n).map_err(|e| {
+                format!("cannot finish the replica count change of table {id}: {e}")
+            })?;
+            info!("table {id}: finished its change of max_replica_count to {n}");
         }
         info!("meta state loaded: {} tables", s.apps.len());
         s.store.loaded();
@@ -379,6 +429,151 @@ impl ServerState {
             *slot = p;
         }
         Ok(())
+    }
+
+    /// The table of `name` and its max_replica_count, checked as upstream does for the get
+    /// and set RPCs (every partition must agree with the table).
+    fn replica_count_of(&self, name: &str) -> Result<(i32, i32), (ErrorCode, String)> {
+        let Some(app) = self.app_by_name(name) else {
+            return Err((
+                ErrorCode::APP_NOT_EXIST,
+                format!("app({name}) does not exist"),
+            ));
+        };
+        let id = app.info.app_id.unwrap_or(0);
+        let count = app.info.max_replica_count.unwrap_or(0);
+        for (i, pc) in app.partitions.iter().enumerate() {
+            let p = pc.max_replica_count.unwrap_or(0);
+            if p != count {
+                return Err((
+                    ErrorCode::INCONSISTENT_STATE,
+                    format!(
+                        "partition_max_replica_count({p}) != app_max_replica_count({count}) \
+                         for partition {id}.{i}"
+                    ),
+                ));
+            }
+        }
+        Ok((id, count))
+    }
+
+    /// RPC_CM_GET_MAX_REPLICA_COUNT: (error, count, hint).
+    pub fn get_max_replica_count(&self, name: &str) -> (ErrorCode, i32, String) {
+        match self.replica_count_of(name) {
+            Ok((_, n)) => (ErrorCode::OK, n, String::new()),
+            Err((e, hint)) => (e, 0, hint),
+        }
+    }
+
+    /// RPC_CM_SET_MAX_REPLICA_COUNT as upstream, in three persisted steps: the table's
+    /// `max_replica_count.update` env says "updating;<n>", every partition gets the new count
+    /// with its ballot raised (so the replicas adopt it), then the table's count is written and
+    /// the env removed. The guardian then adds or removes secondaries. (error, old, hint).
+    pub fn set_max_replica_count(&mut self, name: &str, n: i32) -> (ErrorCode, i32, String) {
+        let (app_id, old) = match self.replica_count_of(name) {
+            Ok(x) => x,
+            Err((e, hint)) => return (e, 0, hint),
+        };
+        let info = self.app_info(app_id);
+        if info.status != Some(AppStatus::AS_AVAILABLE) {
+            return (
+                ErrorCode::INVALID_STATE,
+                old,
+                format!("app({name}) is not in available status"),
+            );
+        }
+        if self.effective_level().0 <= MetaFunctionLevel::FL_FREEZED.0 {
+            return (
+                ErrorCode::STATE_FREEZED,
+                old,
+                "current meta function level is freezed, since there are too few alive nodes"
+                    .into(),
+            );
+        }
+        let (min, max) = (
+            self.opts.min_allowed_replica_count,
+            self.opts.max_allowed_replica_count,
+        );
+        if n > max || n < min {
+            return (
+                ErrorCode::INVALID_PARAMETERS,
+                old,
+                format!("requested replica count({n}) must be within the range of [min={min}, max={max}]"),
+            );
+        }
+        let alive = self.alive_nodes().len();
+        if n as usize > alive {
+            return (
+                ErrorCode::INVALID_PARAMETERS,
+                old,
+                format!(
+                    "there are not enough alive replica servers({alive}) for the requested \
+                     replica count({n})"
+                ),
+            );
+        }
+        if n == old {
+            return (
+                ErrorCode::OK,
+                old,
+                "no need to update max_replica_count since it's not changed".into(),
+            );
+        }
+        let updating = info
+            .envs
+            .as_ref()
+            .and_then(|e| e.get(MAX_REPLICA_COUNT_ENV))
+            .is_some_and(|v| v.split(';').next() == Some("updating"));
+        if updating {
+            return (
+                ErrorCode::OPERATION_DISABLED,
+                old,
+                format!(
+                    "max_replica_count of app({name}) is being updated, thus this request \
+                     would be rejected"
+                ),
+            );
+        }
+        let mut marked = info;
+        marked
+            .envs
+            .get_or_insert_with(Default::default)
+            .insert(MAX_REPLICA_COUNT_ENV.into(), format!("updating;{n}"));
+        if let Err(e) = self.update_app_info(app_id, marked) {
+            return (e, old, String::new());
+        }
+        match self.finish_replica_count_update(app_id, n) {
+            Ok(()) => {
+                info!("table {name}: max_replica_count {old} -> {n}");
+                (ErrorCode::OK, old, String::new())
+            }
+            Err(e) => (e, old, String::new()),
+        }
+    }
+
+    /// Steps two and three of a replica-count change (also how a restarted meta finishes one).
+    fn finish_replica_count_update(&mut self, app_id: i32, n: i32) -> Result<(), ErrorCode> {
+        let partitions = self
+            .apps
+            .get(&app_id)
+            .map(|a| a.partitions.clone())
+            .unwrap_or_default();
+        for mut pc in partitions {
+            if pc.max_replica_count == Some(n) {
+                continue;
+            }
+            pc.max_replica_count = Some(n);
+            pc.ballot = Some(pc.ballot.unwrap_or(0) + 1);
+            let pid = pc.pid.unwrap_or_default();
+            self.update_partition(pc)?;
+            self.sent.remove(&(pid.app_id, pid.partition_index));
+        }
+        let mut info = self.app_info(app_id);
+        info.max_replica_count = Some(n);
+        if let Some(e) = info.envs.as_mut() {
+            e.remove(MAX_REPLICA_COUNT_ENV);
+        }
+        self.update_app_info(app_id, info)
     }
 
     /// Drops a table: marks it dropped, then flags and empties every partition.
@@ -638,9 +833,10 @@ impl ServerState {
     /// The effective function level: frozen while too few nodes are alive.
     pub fn effective_level(&self) -> MetaFunctionLevel {
         let alive = self.alive_nodes().len();
-        if alive < self.opts.min_live_node_count_for_unfreeze
-            && self.level.0 > MetaFunctionLevel::FL_FREEZED.0
-        {
+        let total = self.nodes.len() as u64;
+        let too_few = alive < self.opts.min_live_node_count_for_unfreeze
+            || (alive as u64) * 100 < self.opts.node_live_percentage_threshold_for_update * total;
+        if too_few && self.level.0 > MetaFunctionLevel::FL_FREEZED.0 {
             MetaFunctionLevel::FL_FREEZED
         } else {
             self.level
@@ -685,6 +881,7 @@ impl ServerState {
                 );
                 self.history(pid.app_id, pid.partition_index, now_ms)
                     .on_config_update(kind, node, &config, now_ms, &opts);
+                self.pop_lb_action(pid.app_id, pid.partition_index);
             }
             Err(e) => warn!("cannot persist configuration of {pid}: {e}"),
         }
@@ -769,16 +966,43 @@ impl ServerState {
             .collect();
         let mut view = NodeView::from_partitions(alive, self.collected.clone(), all.iter());
         let opts = self.guardian.clone();
+        let mut unhealthy = 0usize;
+        let mut add_secondaries = Vec::new();
         for pc in all {
             let pid = pc.pid.unwrap_or_default();
+            let key = (pid.app_id, pid.partition_index);
+            // A queued balancer or operator proposal goes first while it stays valid.
+            if let Some(a) = self.lb_actions.get(&key).and_then(|q| q.front().copied()) {
+                match guardian::validate_proposal(&pc, &view, a.target, a.node, a.kind) {
+                    Ok(()) => {
+                        unhealthy += 1;
+                        if is_add_secondary(a.kind) {
+                            add_secondaries.push((pc, a.target, a.node, a.kind));
+                        } else {
+                            self.propose(&pc, a.target, a.node, a.kind, now, &mut out);
+                        }
+                        continue;
+                    }
+                    Err(why) => {
+                        warn!(
+                            "proposal {:?} of {} to {} for {pid} is invalid ({why}); \
+                             dropping the partition's queued proposals",
+                            a.kind, a.node, a.target
+                        );
+                        self.lb_actions.remove(&key);
+                    }
+                }
+            }
             let mut history = self
                 .history(pid.app_id, pid.partition_index, now_ms)
                 .clone();
             let decision = guardian::cure(&pc, &mut view, &mut history, now_ms, &opts);
             self.histories
                 .insert((pid.app_id, pid.partition_index), history);
+            if !matches!(decision, guardian::Cure::Healthy) {
+                unhealthy += 1;
+            }
             // A partition that cannot be cured is reported once per reason.
-            let key = (pid.app_id, pid.partition_index);
             if let guardian::Cure::Dead(reason) = &decision {
                 if self.dead_reasons.get(&key) != Some(reason) {
                     warn!("partition {pid} has no usable replica: {reason}");
@@ -788,6 +1012,9 @@ impl ServerState {
                 self.dead_reasons.remove(&key);
             }
             match decision.into_proposal() {
+                Some(Proposal::Send { target, node, kind }) if is_add_secondary(kind) => {
+                    add_secondaries.push((pc, target, node, kind))
+                }
                 Some(Proposal::Send { target, node, kind }) => {
                     self.propose(&pc, target, node, kind, now, &mut out)
                 }
@@ -797,7 +1024,249 @@ impl ServerState {
                 None => {}
             }
         }
+        // New secondaries: partitions with none first; with flow control, at most N per
+        // receiving node and round.
+        add_secondaries.sort_by_key(|(pc, ..)| !guardian::secondaries_of(pc).is_empty());
+        let mut per_node: BTreeMap<u64, i64> = BTreeMap::new();
+        for (pc, target, node, kind) in add_secondaries {
+            let n = per_node.entry(node.0).or_insert(0);
+            if self.opts.add_secondary_flow_control
+                && *n >= self.opts.add_secondary_max_count_for_one_node
+            {
+                continue;
+            }
+            *n += 1;
+            self.propose(&pc, target, node, kind, now, &mut out);
+        }
+        let due = self
+            .last_balance
+            .is_none_or(|t| now.duration_since(t) >= self.opts.lb_interval);
+        if due && unhealthy == 0 && self.can_run_balancer() {
+            self.last_balance = Some(now);
+            self.run_balancer(now, &mut out);
+        }
         out
+    }
+
+    /// Upstream's precondition of a balancer round: no dead node still holds replicas (dead
+    /// nodes holding none are forgotten here), and no table is being created, dropped or
+    /// recalled.
+    fn can_run_balancer(&mut self) -> bool {
+        let mut holding: BTreeSet<u64> = BTreeSet::new();
+        for a in self.apps.values() {
+            if a.info.status != Some(AppStatus::AS_AVAILABLE) {
+                continue;
+            }
+            for pc in &a.partitions {
+                holding.extend(guardian::primary_of(pc).map(|n| n.0));
+                holding.extend(guardian::secondaries_of(pc).iter().map(|n| n.0));
+            }
+        }
+        for (n, st) in &self.nodes {
+            if !st.alive && holding.contains(n) {
+                return false;
+            }
+        }
+        let before = self.nodes.len();
+        self.nodes.retain(|_, st| st.alive);
+        if self.nodes.len() != before {
+            info!(
+                "forgot {} dead replica servers that hold no replica",
+                before - self.nodes.len()
+            );
+        }
+        !self.apps.values().any(|a| {
+            matches!(
+                a.info.status,
+                Some(AppStatus::AS_CREATING)
+                    | Some(AppStatus::AS_DROPPING)
+                    | Some(AppStatus::AS_RECALLING)
+            )
+        })
+    }
+
+    /// The balancer's round: at the steady level it only counts the operations still needed;
+    /// at lively it queues them and sends each partition's first action.
+    fn run_balancer(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        let level = self.effective_level();
+        if level.0 < MetaFunctionLevel::FL_STEADY.0 {
+            return;
+        }
+        let lively = level.0 >= MetaFunctionLevel::FL_LIVELY.0;
+        let nodes: Vec<RpcAddress> = self.alive_nodes().into_iter().map(RpcAddress).collect();
+        let (list, collected) = {
+            let tags = &self.disk_tags;
+            let lookup = |app: i32, pidx: i32, n: RpcAddress| tags.get(&(app, pidx, n.0)).cloned();
+            let view = balancer::View {
+                apps: &self.apps,
+                nodes,
+                disk_tag: &lookup,
+            };
+            let mut list = MigrationList::new();
+            if lively {
+                list = balancer::balance(&view, &self.opts.balancer, false);
+            }
+            if list.is_empty() {
+                list = balancer::balance(&view, &self.opts.balancer, true);
+                (list, balancer::all_infos_collected(&view))
+            } else {
+                (list, true)
+            }
+        };
+        let (mv, cp, cs) = balancer::count_ops(&list);
+        let total = if collected { list.len() as i64 } else { -1 };
+        self.lb_counts = [mv, cp, cs, total];
+        if !lively || list.is_empty() {
+            return;
+        }
+        info!(
+            "balancer: {} operations (move_pri {mv}, copy_pri {cp}, copy_sec {cs})",
+            list.len()
+        );
+        for ((app, pidx), op) in list {
+            let Some(pc) = self
+                .apps
+                .get(&app)
+                .and_then(|a| a.partitions.get(pidx as usize))
+                .cloned()
+            else {
+                continue;
+            };
+            let a = op.actions.first().copied();
+            info!("balancer: {app}.{pidx} {}", balancer::describe(&op));
+            self.lb_actions.insert((app, pidx), op.actions.into());
+            if let Some(a) = a {
+                self.propose(&pc, a.target, a.node, a.kind, now, out);
+            }
+        }
+    }
+
+    /// Upstream's balance score: the standard deviations of primaries and of replicas per
+    /// alive node holding any (the sample form when dead nodes still hold some), truncated to
+    /// two decimals.
+    pub fn replica_count_stddev(&self) -> (f64, f64) {
+        let mut load: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+        for a in self.apps.values() {
+            if a.info.status != Some(AppStatus::AS_AVAILABLE) {
+                continue;
+            }
+            for pc in &a.partitions {
+                if let Some(p) = guardian::primary_of(pc) {
+                    let e = load.entry(p.0).or_default();
+                    e.0 += 1.0;
+                    e.1 += 1.0;
+                }
+                for s in guardian::secondaries_of(pc) {
+                    load.entry(s.0).or_default().1 += 1.0;
+                }
+            }
+        }
+        let (mut prims, mut reps) = (Vec::new(), Vec::new());
+        let (mut partial_p, mut partial_r) = (false, false);
+        for (n, (p, r)) in &load {
+            if self.nodes.get(n).is_some_and(|st| st.alive) {
+                prims.push(*p);
+                reps.push(*r);
+            } else {
+                partial_p |= *p > 0.0;
+                partial_r |= *r > 0.0;
+            }
+        }
+        if prims.len() <= 1 || reps.len() <= 1 {
+            return (0.0, 0.0);
+        }
+        let sd = |v: &[f64], partial: bool| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sq = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>();
+            let x = (sq / if partial { n - 1.0 } else { n }).sqrt();
+            ((x + 0.005) * 100.0).floor() / 100.0
+        };
+        (sd(&prims, partial_p), sd(&reps, partial_r))
+    }
+
+    /// An accepted configuration change of a partition completes its queued front action.
+    fn pop_lb_action(&mut self, app_id: i32, pidx: i32) {
+        if let Some(q) = self.lb_actions.get_mut(&(app_id, pidx)) {
+            q.pop_front();
+            if q.is_empty() {
+                self.lb_actions.remove(&(app_id, pidx));
+            }
+        }
+    }
+
+    /// Drops every queued proposal (the level went down to steady or below).
+    pub fn clear_proposals(&mut self) {
+        self.lb_actions.clear();
+    }
+
+    /// RPC_CM_PROPOSE_BALANCER: `force` sends the actions at once, unchecked; otherwise they
+    /// are queued on the partition (actions without a target go to its primary) and sent one
+    /// by one as the configuration changes. Returns the error and what to send now.
+    pub fn propose_balancer(
+        &mut self,
+        req: &crate::idl::meta_admin::ConfigurationBalancerRequest,
+    ) -> (ErrorCode, Vec<Outgoing>) {
+        let pid = req.gpid.unwrap_or_default();
+        let Some(app) = self.apps.get(&pid.app_id) else {
+            return (ErrorCode::APP_NOT_EXIST, Vec::new());
+        };
+        let Some(pc) = app
+            .partitions
+            .get(usize::try_from(pid.partition_index).unwrap_or(usize::MAX))
+            .filter(|_| app.info.status == Some(AppStatus::AS_AVAILABLE))
+            .cloned()
+        else {
+            return (ErrorCode::INVALID_PARAMETERS, Vec::new());
+        };
+        let resolve = |a: Option<RpcAddress>, hp: Option<&HostPort>| -> RpcAddress {
+            match a.filter(|a| !a.is_invalid()) {
+                Some(a) => a,
+                None => hp
+                    .filter(|h| !h.is_invalid())
+                    .and_then(|h| super::service::resolve_leader(&format!("{}:{}", h.host, h.port)))
+                    .unwrap_or(RpcAddress::INVALID),
+            }
+        };
+        let mut actions = Vec::new();
+        for act in req.action_list.iter().flatten() {
+            actions.push(balancer::Action {
+                target: resolve(act.target, act.hp_target.as_ref()),
+                node: resolve(act.node, act.hp_node.as_ref()),
+                kind: act.type_.unwrap_or(ConfigType::CT_INVALID),
+            });
+        }
+        let key = (pid.app_id, pid.partition_index);
+        if req.force == Some(true) {
+            let info = app.info.clone();
+            let out = actions
+                .iter()
+                .map(|a| Outgoing {
+                    target: a.target,
+                    request: guardian::proposal_request(&info, &pc, a.node, a.kind),
+                })
+                .collect();
+            return (ErrorCode::OK, out);
+        }
+        if self.lb_actions.contains_key(&key) {
+            return (ErrorCode::INVALID_PARAMETERS, Vec::new());
+        }
+        for a in actions.iter_mut() {
+            if a.target.is_invalid() {
+                match guardian::primary_of(&pc) {
+                    Some(p) => a.target = p,
+                    None => return (ErrorCode::INVALID_PARAMETERS, Vec::new()),
+                }
+            }
+        }
+        info!(
+            "partition {pid}: queued proposals {}",
+            balancer::describe_actions(&actions)
+        );
+        if !actions.is_empty() {
+            self.lb_actions.insert(key, actions.into());
+        }
+        (ErrorCode::OK, Vec::new())
     }
 
     /// RPC_CM_UPDATE_PARTITION_CONFIGURATION from a replica: (error, configuration to reply).
@@ -839,6 +1308,7 @@ impl ServerState {
                 self.history(pid.app_id, pid.partition_index, now_ms)
                     .on_config_update(kind, node, &next, now_ms, &opts);
                 self.sent.remove(&(pid.app_id, pid.partition_index));
+                self.pop_lb_action(pid.app_id, pid.partition_index);
                 Some((ErrorCode::OK, next))
             }
             UpdateOutcome::Duplicate(c) => Some((ErrorCode::OK, c)),
@@ -867,6 +1337,9 @@ impl ServerState {
                     .unwrap_or(ManualCompactionStatus::IDLE);
                 self.compact_status
                     .insert((pid.app_id, pid.partition_index, node.0), st);
+                let tag = r.disk_tag.clone().unwrap_or_default();
+                self.disk_tags
+                    .insert((pid.app_id, pid.partition_index, node.0), tag);
                 continue;
             }
             let (b, c, p) = (
@@ -878,6 +1351,10 @@ impl ServerState {
                 .collect(&pc, node, b, c, p, &opts);
         }
     }
+}
+
+fn is_add_secondary(kind: ConfigType) -> bool {
+    kind == ConfigType::CT_ADD_SECONDARY || kind == ConfigType::CT_ADD_SECONDARY_FOR_LB
 }
 
 /// A proposal to send to a replica server.
@@ -892,6 +1369,9 @@ const PROPOSAL_RESEND: Duration = Duration::from_secs(3);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idl::meta_admin::{
+        BalancerRequestType, ConfigurationBalancerRequest, ConfigurationProposalAction,
+    };
     use crate::meta::state_store::LocalStore;
 
     fn opts() -> MetaOptions {
@@ -993,6 +1473,197 @@ mod tests {
             .partitions
             .iter()
             .any(|p| p.ballot == Some(2)));
+    }
+
+    /// A loaded state with three alive nodes and `temp`'s 4 partitions led by node 0 with
+    /// secondaries on 1 and 2, replica info (disk tags) reported.
+    fn healthy_state(dir: &std::path::Path, t0: Instant) -> (ServerState, Vec<RpcAddress>) {
+        let n: Vec<RpcAddress> = (1..=3)
+            .map(|i| RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34800 + i))
+            .collect();
+        let store = Box::new(LocalStore::open(dir).unwrap());
+        let mut s = ServerState::load(store, opts(), &[temp_default()]).unwrap();
+        for x in &n {
+            s.on_beacon(x.0, t0);
+        }
+        let app = s.app_by_name("temp").unwrap().clone();
+        for mut pc in app.partitions {
+            pc.ballot = Some(3);
+            pc.primary = Some(n[0]);
+            pc.secondaries = Some(vec![n[1], n[2]]);
+            s.update_partition(pc).unwrap();
+        }
+        (s, n)
+    }
+
+    fn action(target: RpcAddress, node: RpcAddress, t: ConfigType) -> ConfigurationProposalAction {
+        ConfigurationProposalAction {
+            target: Some(target),
+            node: Some(node),
+            type_: Some(t),
+            hp_target: None,
+            hp_node: None,
+        }
+    }
+
+    #[test]
+    fn queued_proposals_go_front_first_and_pop_on_each_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let (mut s, n) = healthy_state(dir.path(), t0);
+        let app_id = s.app_by_name("temp").unwrap().info.app_id.unwrap();
+        let mv = ConfigurationBalancerRequest {
+            gpid: Some(Gpid::new(app_id, 0)),
+            action_list: Some(vec![
+                action(n[0], n[0], ConfigType::CT_DOWNGRADE_TO_SECONDARY),
+                action(n[1], n[1], ConfigType::CT_UPGRADE_TO_PRIMARY),
+            ]),
+            force: Some(false),
+            balance_type: Some(BalancerRequestType::MOVE_PRIMARY),
+        };
+        assert_eq!(s.propose_balancer(&mv).0, ErrorCode::OK);
+        // One queue per partition.
+        assert_eq!(s.propose_balancer(&mv).0, ErrorCode::INVALID_PARAMETERS);
+        let mut bad = mv.clone();
+        bad.gpid = Some(Gpid::new(app_id, 9));
+        assert_eq!(s.propose_balancer(&bad).0, ErrorCode::INVALID_PARAMETERS);
+        bad.gpid = Some(Gpid::new(77, 0));
+        assert_eq!(s.propose_balancer(&bad).0, ErrorCode::APP_NOT_EXIST);
+        let out = s.check(t0, 0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].target, n[0]);
+        assert_eq!(
+            out[0].request.type_,
+            Some(ConfigType::CT_DOWNGRADE_TO_SECONDARY)
+        );
+        // The primary steps down: the change is accepted and the next action is sent.
+        let mut cfg = out[0].request.config.clone().unwrap();
+        cfg.ballot = Some(4);
+        cfg.primary = Some(RpcAddress::INVALID);
+        cfg.secondaries = Some(vec![n[1], n[2], n[0]]);
+        let upd = ConfigurationUpdateRequest {
+            config: Some(cfg),
+            type_: Some(ConfigType::CT_DOWNGRADE_TO_SECONDARY),
+            node: Some(n[0]),
+            ..out[0].request.clone()
+        };
+        assert_eq!(s.update_configuration(upd, 0).unwrap().0, ErrorCode::OK);
+        let out = s.check(t0, 0);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].target, n[1]);
+        assert_eq!(
+            out[0].request.type_,
+            Some(ConfigType::CT_UPGRADE_TO_PRIMARY)
+        );
+        // A copy without a target goes to the primary; an action naming a dead node drops
+        // the whole queue, and the guardian takes over again.
+        let cs = ConfigurationBalancerRequest {
+            gpid: Some(Gpid::new(app_id, 1)),
+            action_list: Some(vec![
+                action(
+                    RpcAddress::INVALID,
+                    n[2],
+                    ConfigType::CT_DOWNGRADE_TO_INACTIVE,
+                ),
+                action(RpcAddress::INVALID, n[1], ConfigType::CT_REMOVE),
+            ]),
+            force: None,
+            balance_type: Some(BalancerRequestType::COPY_SECONDARY),
+        };
+        assert_eq!(s.propose_balancer(&cs).0, ErrorCode::OK);
+        let q = s.lb_actions.get(&(app_id, 1)).unwrap();
+        assert!(q.iter().all(|a| a.target == n[0]));
+        let dead = RpcAddress::from_ipv4("127.0.0.1".parse().unwrap(), 34809);
+        let cs2 = ConfigurationBalancerRequest {
+            gpid: Some(Gpid::new(app_id, 2)),
+            action_list: Some(vec![action(
+                n[0],
+                dead,
+                ConfigType::CT_ADD_SECONDARY_FOR_LB,
+            )]),
+            ..cs.clone()
+        };
+        assert_eq!(s.propose_balancer(&cs2).0, ErrorCode::OK);
+        s.check(t0, 0);
+        assert!(!s.lb_actions.contains_key(&(app_id, 2)));
+        // Going down to steady clears every queue; forced actions are sent at once.
+        s.clear_proposals();
+        assert!(s.lb_actions.is_empty());
+        let mut forced = cs2.clone();
+        forced.force = Some(true);
+        let (err, out) = s.propose_balancer(&forced);
+        assert_eq!(err, ErrorCode::OK);
+        assert_eq!(out.len(), 1);
+        assert!(s.lb_actions.is_empty());
+    }
+
+    #[test]
+    fn replica_count_changes_in_three_steps_and_resume_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let (mut s, _n) = healthy_state(dir.path(), t0);
+        assert_eq!(
+            s.get_max_replica_count("temp"),
+            (ErrorCode::OK, 3, String::new())
+        );
+        assert_eq!(s.get_max_replica_count("nope").0, ErrorCode::APP_NOT_EXIST);
+        let (e, _, hint) = s.set_max_replica_count("temp", 4);
+        assert_eq!(e, ErrorCode::INVALID_PARAMETERS);
+        assert!(
+            hint.contains("not enough alive replica servers(3)"),
+            "{hint}"
+        );
+        let (e, _, hint) = s.set_max_replica_count("temp", 6);
+        assert_eq!(e, ErrorCode::INVALID_PARAMETERS);
+        assert!(hint.contains("[min=1, max=5]"), "{hint}");
+        assert_eq!(
+            s.set_max_replica_count("temp", 2),
+            (ErrorCode::OK, 3, String::new())
+        );
+        let app = s.app_by_name("temp").unwrap().clone();
+        assert_eq!(app.info.max_replica_count, Some(2));
+        assert!(!app
+            .info
+            .envs
+            .as_ref()
+            .unwrap()
+            .contains_key(MAX_REPLICA_COUNT_ENV));
+        assert!(app
+            .partitions
+            .iter()
+            .all(|p| p.max_replica_count == Some(2) && p.ballot == Some(4)));
+        // The guardian now removes one secondary of each partition.
+        let out = s.check(t0, 0);
+        assert_eq!(out.len(), 4);
+        assert!(out
+            .iter()
+            .all(|o| o.request.type_ == Some(ConfigType::CT_REMOVE)));
+        // An interrupted change (env written, partitions not) is finished on load.
+        let id = app.info.app_id.unwrap();
+        let mut info = app.info.clone();
+        info.envs
+            .get_or_insert_with(Default::default)
+            .insert(MAX_REPLICA_COUNT_ENV.into(), "updating;3".into());
+        s.update_app_info(id, info).unwrap();
+        assert_eq!(
+            s.set_max_replica_count("temp", 3).0,
+            ErrorCode::OPERATION_DISABLED
+        );
+        drop(s);
+        let store = Box::new(LocalStore::open(dir.path()).unwrap());
+        let s = ServerState::load(store, opts(), &[temp_default()]).unwrap();
+        let app = s.app_by_name("temp").unwrap();
+        assert_eq!(app.info.max_replica_count, Some(3));
+        assert!(app
+            .partitions
+            .iter()
+            .all(|p| p.max_replica_count == Some(3) && p.ballot == Some(5)));
+        assert!(!app
+            .info
+            .envs
+            .as_ref()
+            .unwrap()
+            .contains_key(MAX_REPLICA_COUNT_ENV));
     }
 
     fn out_target(cfg: &PartitionConfiguration) -> RpcAddress {

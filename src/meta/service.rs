@@ -18,6 +18,7 @@ use crate::rpc::host_port::book;
 use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
 
 use super::election::{Election, LeaderView};
+use super::remote_commands::LbSettings;
 use super::server_state::{Outgoing, ServerState, PARTITION_FLAG_DROPPED};
 
 pub struct MetaService {
@@ -29,6 +30,9 @@ pub struct MetaService {
     election: Election,
     /// `[zookeeper] hosts_list` (empty on the local store), for RPC_CM_CLUSTER_INFO.
     zk_hosts: String,
+    /// The balancer and guardian switches of the `meta.lb.*` commands (kept by every meta,
+    /// applied to the state whenever it is used).
+    lb: std::sync::Mutex<LbSettings>,
 }
 
 /// Resolves a leader's `host:port` (IPv4 literals need no lookup).
@@ -88,6 +92,7 @@ impl MetaService {
         check_interval: Duration,
         election: Election,
         zk_hosts: String,
+        lb: LbSettings,
     ) -> Arc<MetaService> {
         Arc::new(MetaService {
             state: Mutex::new(None),
@@ -96,6 +101,7 @@ impl MetaService {
             peers: std::sync::Mutex::new(std::collections::HashMap::new()),
             election,
             zk_hosts,
+            lb: std::sync::Mutex::new(lb),
         })
     }
 
@@ -140,7 +146,47 @@ impl MetaService {
 
     /// The state, when this meta has loaded it.
     async fn st(&self) -> Option<MappedMutexGuard<'_, ServerState>> {
-        MutexGuard::try_map(self.state.lock().await, |s| s.as_mut()).ok()
+        let mut s = MutexGuard::try_map(self.state.lock().await, |s| s.as_mut()).ok()?;
+        if let Ok(lb) = self.lb.lock() {
+            s.opts.balancer = lb.balancer.clone();
+            s.opts.add_secondary_flow_control = lb.add_secondary_enable_flow_control;
+            s.opts.add_secondary_max_count_for_one_node = lb.add_secondary_max_count_for_one_node;
+            s.opts.node_live_percentage_threshold_for_update = lb.live_percentage.max(0) as u64;
+            s.guardian.replica_assign_delay_ms_for_dropouts = lb.assign_delay_ms;
+            s.guardian.assign_secondary_black_list = lb.black_list_nodes.clone();
+        }
+        Some(s)
+    }
+
+    /// RPC_CLI_CLI_CALL: the meta's own commands, then the ones every role answers.
+    async fn remote_command(&self, req: &Request) -> Reply {
+        let Some(c) = arg::<crate::idl::command::Command>(req) else {
+            return Reply::err("ERR_INVALID_DATA");
+        };
+        let cmd = c.cmd.unwrap_or_default();
+        let args = c.arguments.unwrap_or_default();
+        let counts = match self.st().await {
+            Some(s) => s.lb_counts,
+            None => [0; 4],
+        };
+        let out = match self.lb.lock() {
+            Ok(mut lb) => {
+                super::remote_commands::run(&cmd, &args, &mut lb, counts, &resolve_leader)
+            }
+            Err(_) => None,
+        };
+        match out {
+            Some(text) => Reply::string(&text),
+            None if cmd == "help" => {
+                let mut text = crate::remote_cmd::run(&cmd, &args, "meta");
+                for c in super::remote_commands::COMMANDS {
+                    text.push_str(c);
+                    text.push('\n');
+                }
+                Reply::string(&text)
+            }
+            None => Reply::string(&crate::remote_cmd::run(&cmd, &args, "meta")),
+        }
     }
 
     async fn run_check(&self) {
@@ -492,6 +538,7 @@ impl MetaService {
 
     async fn cluster_info(&self) -> Option<ConfigurationClusterInfoResponse> {
         let s = self.st().await?;
+        let stddevs = s.replica_count_stddev();
         let keys = [
             "meta_servers",
             "primary_meta_server",
@@ -509,10 +556,15 @@ impl MetaService {
             self.zk_hosts.clone(),
             s.opts.cluster_root.clone(),
             level_name(s.effective_level()).to_string(),
-            "{\n  \"copy_pri\": 0,\n  \"copy_sec\": 0,\n  \"move_pri\": 0,\n  \"total\": 0\n}"
-                .to_string(),
-            "0.00".to_string(),
-            "0.00".to_string(),
+            {
+                let [mv, cp, cs, total] = s.lb_counts;
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "copy_pri": cp, "copy_sec": cs, "move_pri": mv, "total": total
+                }))
+                .unwrap_or_default()
+            },
+            format!("{:.2}", stddevs.0),
+            format!("{:.2}", stddevs.1),
             s.opts.cluster_name.clone(),
         ];
         Some(ConfigurationClusterInfoResponse {
@@ -530,6 +582,14 @@ impl MetaService {
         let old = s.level;
         if let Some(l) = req.level {
             if l != MetaFunctionLevel::FL_INVALID && [100, 200, 300, 400, 500].contains(&l.0) {
+                if l.0 <= MetaFunctionLevel::FL_STEADY.0 {
+                    s.clear_proposals();
+                }
+                log::info!(
+                    "meta function level {} -> {}",
+                    level_name(old),
+                    level_name(l)
+                );
                 s.level = l;
             }
         }
@@ -733,6 +793,17 @@ impl MetaService {
             "RPC_CM_RECALL_APP" => Reply::of(&ConfigurationRecallAppResponse {
                 err: e,
                 info: Some(AppInfo::default()),
+            }),
+            "RPC_CM_PROPOSE_BALANCER" => Reply::of(&ConfigurationBalancerResponse { err: e }),
+            "RPC_CM_GET_MAX_REPLICA_COUNT" => Reply::of(&ConfigurationGetMaxReplicaCountResponse {
+                err: e,
+                max_replica_count: Some(0),
+                hint_message: Some(String::new()),
+            }),
+            "RPC_CM_SET_MAX_REPLICA_COUNT" => Reply::of(&ConfigurationSetMaxReplicaCountResponse {
+                err: e,
+                old_max_replica_count: Some(0),
+                hint_message: Some(String::new()),
             }),
             "RPC_CM_RENAME_APP" => Reply::of(&ConfigurationRenameAppResponse {
                 err: e,
@@ -1003,7 +1074,54 @@ impl Handler for MetaService {
                     None => bad(),
                 },
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),
-                "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "meta")),
+                "RPC_CLI_CLI_CALL" => Some(self.remote_command(&req).await),
+                "RPC_CM_GET_MAX_REPLICA_COUNT" => {
+                    match arg::<ConfigurationGetMaxReplicaCountRequest>(&req) {
+                        Some(r) => reply(self.st().await.map(|s| {
+                            let name = r.app_name.unwrap_or_default();
+                            let (err, n, hint) = s.get_max_replica_count(&name);
+                            Reply::of(&ConfigurationGetMaxReplicaCountResponse {
+                                err: Some(err),
+                                max_replica_count: Some(n),
+                                hint_message: Some(hint),
+                            })
+                        })),
+                        None => bad(),
+                    }
+                }
+                "RPC_CM_SET_MAX_REPLICA_COUNT" => {
+                    match arg::<ConfigurationSetMaxReplicaCountRequest>(&req) {
+                        Some(r) => {
+                            let res = self.st().await.map(|mut s| {
+                                let name = r.app_name.unwrap_or_default();
+                                let n = r.max_replica_count.unwrap_or(0);
+                                let res = s.set_max_replica_count(&name, n);
+                                // Start adding or removing secondaries now.
+                                let out = s.check(Instant::now(), now_ms());
+                                (res, out)
+                            });
+                            reply(res.map(|((err, old, hint), out)| {
+                                self.send_proposals(out);
+                                Reply::of(&ConfigurationSetMaxReplicaCountResponse {
+                                    err: Some(err),
+                                    old_max_replica_count: Some(old),
+                                    hint_message: Some(hint),
+                                })
+                            }))
+                        }
+                        None => bad(),
+                    }
+                }
+                "RPC_CM_PROPOSE_BALANCER" => match arg::<ConfigurationBalancerRequest>(&req) {
+                    Some(r) => {
+                        let res = self.st().await.map(|mut s| s.propose_balancer(&r));
+                        reply(res.map(|(err, out)| {
+                            self.send_proposals(out);
+                            Reply::of(&ConfigurationBalancerResponse { err: Some(err) })
+                        }))
+                    }
+                    None => bad(),
+                },
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
             }
         })
