@@ -143,87 +143,12 @@ def state():
 
 # --- writers ------------------------------------------------------------------------------------
 
-class Writer(threading.Thread):
-    """Writes sequential sort keys under its own hash-key prefix until stopped. A write is
-    acknowledged only when the client returned (OK, None); everything sent is 'attempted'."""
-
-    def __init__(self, idx, metas, prefix, stop, successes, lock):
-        super().__init__(name="writer-%d" % idx, daemon=True)
-        self.idx, self.metas, self.prefix, self.stop = idx, metas, prefix, stop
-        self.successes, self.lock = successes, lock   # shared [(t, pidx)]
-        self.acked, self.attempted = {}, {}
-        self.errors, self.recreated, self.last_error = 0, 0, None
-        self.error_kinds = {}
-
-    def _client(self):
-        try:
-            c = Client(self.metas, TABLE, WRITER_TIMEOUT_MS)
-        except Exception as e:  # noqa: BLE001
-            self.last_error = repr(e)
-            return None
-        try:
-            c.init()
-        except Exception as e:  # noqa: BLE001 - a client whose init failed still re-queries
-            self.last_error = repr(e)
-        return c
-
-    def run(self):
-        client, i, consecutive = None, 0, 0
-        while not self.stop.is_set():
-            if client is None:
-                client = self._client()
-                if client is None:
-                    time.sleep(0.5)
-                    continue
-            hk = "%s-w%d-h%02d" % (self.prefix, self.idx, i % HASHES_PER_WRITER)
-            sk = "%08d" % i
-            val = "%d:%d" % (self.idx, i)
-            self.attempted[(hk, sk)] = val
-            try:
-                r = client.set(hk, sk, val)
-            except Exception as e:  # noqa: BLE001
-                r = ("exception", type(e).__name__)
-            now = time.time()
-            if r == (OK, None):
-                self.acked[(hk, sk)] = val
-                with self.lock:
-                    self.successes.append((now, pidx_of(hk)))
-                consecutive = 0
-            else:
-                self.errors += 1
-                consecutive += 1
-                self.last_error = r
-                kind = r[0] if isinstance(r, tuple) and r else r   # (code, _) or a bare code
-                kind = str(getattr(kind, "value", kind))   # enum or int -> "30"
-                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
-                # pypegasus re-queries the meta only after 5 timeouts and never reconnects a
-                # session a restarted server dropped; a fresh client after 2 errors in a row
-                # keeps the client's own recovery time out of the measured windows.
-                if consecutive % 2 == 0:
-                    client.close()
-                    client = None
-                    self.recreated += 1
-                time.sleep(0.05)
-            i += 1
-        if client is not None:
-            client.close()
-
-
 def start_writers(metas, prefix, n=N_WRITERS):
-    stop, lock, successes = threading.Event(), threading.Lock(), []
-    ws = [Writer(i, metas, prefix, stop, successes, lock) for i in range(n)]
-    for w in ws:
-        w.start()
-    return stop, ws, successes, lock
+    return pgharness.start_writers(metas, prefix, n, table=TABLE, hashes=HASHES_PER_WRITER,
+                                   timeout_ms=WRITER_TIMEOUT_MS, tag=pidx_of)
 
 
-def stop_writers(stop, ws, state):
-    stop.set()
-    for w in ws:
-        w.join(timeout=60)
-        assert not w.is_alive(), "writer %s did not stop" % w.name
-        state["acked"].update(w.acked)
-        state["attempted"].update(w.attempted)
+stop_writers = pgharness.stop_writers
 
 
 def longest_gap(times, t_from, t_to):
@@ -284,36 +209,7 @@ def wait_all_partitions_written(successes, lock, t_from, timeout):
 # --- verification -------------------------------------------------------------------------------
 
 def read_back(metas, expected, threads=8):
-    """Gets every key of `expected` ({(hk, sk): str}); returns (missing, wrong) lists."""
-    items = sorted(expected.items())
-    missing, wrong, lock = [], [], threading.Lock()
-
-    def work(chunk):
-        c = pgharness.open_client(metas, TABLE, deadline_s=120)
-        try:
-            for (hk, sk), v in chunk:
-                for attempt in range(20):
-                    r = c.get(hk, sk)
-                    if isinstance(r, tuple) and r[0] in (OK, NOT_FOUND):
-                        break
-                    time.sleep(0.2 * (attempt + 1))
-                with lock:
-                    if not (isinstance(r, tuple) and r[0] in (OK, NOT_FOUND)):
-                        wrong.append(((hk, sk), v, r))
-                    elif r[0] == NOT_FOUND:
-                        missing.append((hk, sk))
-                    elif r[1] != v.encode():
-                        wrong.append(((hk, sk), v, r))
-        finally:
-            c.close()
-
-    ts = [threading.Thread(target=work, args=(items[i::threads],), daemon=True)
-          for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(timeout=600)
-    return missing, wrong
+    return pgharness.read_back(metas, expected, table=TABLE, threads=threads)
 
 
 def scan_table(metas):
