@@ -310,22 +310,24 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     let c = |e: ConfigError| e.to_string();
     let ip = host_ip(&cfg).map_err(c)?;
     let port = port_of(&cfg, "replica").map_err(c)?;
-    let data_dirs = cfg.string("replication", "data_dirs", "");
-    let data_dir = match data_dirs.split(',').find(|s| !s.trim().is_empty()) {
-        None => PathBuf::from(cfg.string("core", "data_dir", "./data")).join("replica"),
-        Some(item) => {
-            let (_, dir) = item
-                .split_once(':')
-                .ok_or_else(|| format!("[replication] data_dirs item {item:?} must be tag:dir"))?;
-            Path::new(dir.trim()).join("replica")
-        }
-    };
-    if data_dir.join("reps").join(".kms-info").exists() {
-        return Err(
-            "this data directory is encrypted at rest, which pegasus-rs does not support".into(),
-        );
+    // Each data dir holds its replicas in <path>/replica/reps; with none configured, one dir
+    // tagged "default" under [core] data_dir.
+    let mut data_dirs =
+        replica::fs_manager::parse_data_dirs(&cfg.string("replication", "data_dirs", ""), "replica")
+            .map_err(|e| format!("[replication] data_dirs: {e}"))?;
+    if data_dirs.is_empty() {
+        let core = PathBuf::from(cfg.string("core", "data_dir", "./data"));
+        data_dirs.push(("default".into(), core.join("replica").join("reps")));
     }
-    let data_dir = std::path::absolute(&data_dir).map_err(|e| format!("bad data dir: {e}"))?;
+    for (_, dir) in data_dirs.iter_mut() {
+        if dir.join(".kms-info").exists() {
+            return Err(
+                "this data directory is encrypted at rest, which pegasus-rs does not support"
+                    .into(),
+            );
+        }
+        *dir = std::path::absolute(&*dir).map_err(|e| format!("bad data dir: {e}"))?;
+    }
     let meta_list = cfg.string("meta_server", "server_list", "");
     let metas = parse_addr_list(&meta_list)?;
     // A meta is named in beacons exactly as server_list names it (upstream's replica keys its
@@ -392,7 +394,10 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
         ..Default::default()
     };
     let opts = replica::stub::ReplicaOptions {
-        data_dir,
+        data_dirs,
+        disk_min_available_space_ratio: cfg
+            .i64("replication", "disk_min_available_space_ratio", 10)
+            .map_err(c)?,
         self_addr: SocketAddr::V4(SocketAddrV4::new(ip, port)),
         meta_servers: metas,
         beacon_interval: secs(&cfg, "fd_beacon_interval_seconds", 3).map_err(c)?,

@@ -7,6 +7,9 @@
 # - the table's replica count goes 3 -> 2 -> 3 (pegasus_admin set_replica_count, upstream's
 #   RPC_CM_SET_MAX_REPLICA_COUNT), and the data really loses and regains replicas;
 # - the meta.lb.* remote commands answer as upstream;
+# - disks: every replica server has two data dirs (tags ssd1, ssd2); admin-cli disk-capacity,
+#   disk-replica, add-disk, disk-migrate (a secondary moved between disks, then reopened there
+#   and caught up) and disk-balance;
 # and every acknowledged write reads back at the end.
 # Figures go to stdout (-s) and to .logs/scale_report.txt.
 import os
@@ -53,6 +56,8 @@ class ScaleOnebox(pgharness.PrivateOnebox):
         with open(os.path.join(ROOT, "conf", "config.ini")) as f:
             text = f.read()
         text = re.sub(r"(?m)^(\s*lb_interval_ms\s*=).*$", r"\g<1> 3000", text)
+        # Two data dirs per replica server, relative to its own directory.
+        text = re.sub(r"(?m)^(\s*data_dirs\s*=).*$", r"\g<1> ssd1:./ssd1,ssd2:./ssd2", text)
         with open(self.template, "w") as f:
             f.write(text)
         self.workdir = os.path.join(self.base, "admin-cli")
@@ -85,13 +90,15 @@ class ScaleOnebox(pgharness.PrivateOnebox):
         return got, out
 
     def data_bytes(self, i):
+        """Bytes in replica server i's data dirs."""
         total = 0
-        for dirpath, _, files in os.walk(os.path.join(self.onebox_dir, "replica%d" % i, "data")):
-            for f in files:
-                try:
-                    total += os.path.getsize(os.path.join(dirpath, f))
-                except OSError:
-                    pass
+        for disk in ("ssd1", "ssd2"):
+            for dirpath, _, files in os.walk(os.path.join(self.onebox_dir, "replica%d" % i, disk)):
+                for f in files:
+                    try:
+                        total += os.path.getsize(os.path.join(dirpath, f))
+                    except OSError:
+                        pass
         return total
 
 
@@ -163,6 +170,69 @@ def test_balancer_remote_commands(ob):
     assert "balance_operation_count" in info and "steady" in info, info
 
 
+def disk_replicas(ob, n, tag):
+    """{gpid: status} that admin-cli disk-capacity lists on disk `tag` of replica server n."""
+    out = ob.admin("disk-capacity -n %s -d %s" % (node(n), tag))
+    return {m.group(1): m.group(2)
+            for m in re.finditer(r"\|\s*(\d+\.\d+)\s*\|\s*(primary|secondary)\s*\|", out)}, out
+
+
+def test_disks_info_add_and_migrate_under_writers(ob, writers):
+    out = ob.admin("disk-capacity -n %s" % node(1))
+    caps = re.findall(r"\|\s*(ssd[12])\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", out)
+    assert len(caps) == 2 and all(int(c[1]) > 0 for c in caps), out
+    out = ob.admin("disk-replica -n %s" % node(1))
+    totals = [int(x) for x in
+              re.findall(r"\|\s*ssd[12]\s*\|\s*\d+\s*\|\s*\d+\s*\|\s*(\d+)\s*\|", out)]
+    # The 8 replicas of this server are spread over both disks.
+    assert len(totals) == 2 and sum(totals) == PARTITIONS and all(t > 0 for t in totals), out
+    # A secondary of replica server 1 moves from its disk to the other one.
+    on1, out1 = disk_replicas(ob, 1, "ssd1")
+    on2, out2 = disk_replicas(ob, 1, "ssd2")
+    moves = [(g, "ssd1", "ssd2") for g, st in on1.items() if st == "secondary"] + \
+        [(g, "ssd2", "ssd1") for g, st in on2.items() if st == "secondary"]
+    assert moves, "no secondary on replica server 1:\n%s\n%s" % (out1, out2)
+    gpid, src, dst = moves[0]
+    prim = [g for g, st in list(on1.items()) + list(on2.items()) if st == "primary"]
+    if prim:
+        out = ob.admin("disk-migrate -g %s -n %s -f ssd1 -t ssd2" % (prim[0], node(1)))
+        assert "ERR_INVALID_STATE" in out and "PS_PRIMARY" in out, out
+    out = ob.admin("disk-migrate -g %s -n %s -f %s -t %s" % (gpid, node(1), src, src))
+    assert "ERR_INVALID_PARAMETERS" in out, out
+    t0 = time.time()
+    out = ob.admin("disk-migrate -g %s -n %s -f %s -t %s" % (gpid, node(1), src, dst))
+    assert "error" not in out.lower(), out
+    deadline = t0 + 120
+    while True:
+        now_dst, out = disk_replicas(ob, 1, dst)
+        if now_dst.get(gpid) == "secondary":
+            break
+        assert time.time() < deadline, "%s not serving from %s after 120 s:\n%s\n%s" % (
+            gpid, dst, out, ob.log_hint())
+        time.sleep(1)
+    app, pidx = gpid.split(".")
+    name = "%s.%s.pegasus" % (app, pidx)
+    reps = os.path.join(ob.onebox_dir, "replica1", "%s", "replica", "reps")
+    assert os.path.isdir(os.path.join(reps % dst, name))
+    assert os.path.isdir(os.path.join(reps % src, name + ".disk.migrate.ori"))
+    report("disk-migrate: %s moved %s -> %s on %s and serves again after %.1fs"
+           % (gpid, src, dst, node(1), time.time() - t0))
+    # add-disk: a new dir, then the same tag again, then a malformed one.
+    new_disk = os.path.join(ob.base, "ssd3")
+    out = ob.admin("add-disk -n %s -d ssd3:%s" % (node(1), new_disk))
+    assert "add new disk succeed" in out, out
+    assert os.path.isdir(os.path.join(new_disk, "replica", "reps"))
+    out = ob.admin("add-disk -n %s -d ssd3:%s" % (node(1), new_disk + "x"))
+    assert "ERR_NODE_ALREADY_EXIST" in out and "already exist" in out, out
+    out = ob.admin("add-disk -n %s -d nocolon" % node(1))
+    assert "ERR_INVALID_PARAMETERS" in out and "invalid data_dir item(nocolon)" in out, out
+    out = ob.admin("disk-capacity -n %s" % node(1))
+    assert "ssd3" in out, out
+    # disk-balance: both dirs share one file system here, so there is nothing to balance.
+    out = ob.admin("disk-balance -n %s" % node(2), timeout=120)
+    assert "no need balance" in out, out
+
+
 def test_scale_out_balances_a_new_node_under_writers(ob, writers):
     t_start = time.time()
     time.sleep(3)
@@ -185,8 +255,9 @@ def test_scale_out_balances_a_new_node_under_writers(ob, writers):
         time.sleep(2)
     took = time.time() - t0
     copied = ob.data_bytes(4) - bytes_before
-    report("scale out: 4th replica server balanced in %.1fs (nodes: %s); %d bytes in its data dir"
-           % (took, sorted(got.items()), copied))
+    report("scale out: 4th replica server balanced in %.1fs (nodes: %s); %d bytes in its data "
+           "dirs" % (took, sorted(got.items()), copied))
+    assert copied > 0, "the new replica server received no data"
     assert got[node(4)][0] >= 5, got
     t = time.time()
     time.sleep(2)

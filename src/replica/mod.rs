@@ -3,6 +3,7 @@
 //! files, and NFS file copy between replica servers.
 
 pub mod mutation;
+pub mod fs_manager;
 pub mod mutation_log;
 pub mod nfs;
 pub mod pacifica;

@@ -41,7 +41,10 @@ use super::partition::{self as replica, Input, LearnAnswer, Replica, ReplicaConf
 /// Settings of a replica server, from `config.ini`.
 #[derive(Debug, Clone)]
 pub struct ReplicaOptions {
-    pub data_dir: PathBuf,
+    /// The data directories: (tag, replicas' parent `<path>/replica/reps`).
+    pub data_dirs: Vec<(String, PathBuf)>,
+    /// `[replication] disk_min_available_space_ratio` (percent).
+    pub disk_min_available_space_ratio: i64,
     pub self_addr: SocketAddr,
     pub meta_servers: Vec<SocketAddr>,
     pub beacon_interval: Duration,
@@ -563,7 +566,14 @@ pub struct ReplicaStub {
     /// Send time (ms) of the last beacon the meta acknowledged: the lease runs from it.
     lease_start_ms: AtomicI64,
     start_time_ms: i64,
+    /// The data directories and their disks.
+    pub fs: super::fs_manager::FsManager,
+    /// Disk migrations under way, per partition.
+    migrations: Mutex<HashMap<(i32, i32), crate::idl::replica_admin::DiskMigrationStatus>>,
 }
+
+#[path = "stub_disk.rs"]
+mod disk;
 
 fn now_ms() -> i64 {
     (crate::base::value_schema::now_us() / 1000) as i64
@@ -584,7 +594,13 @@ impl ReplicaStub {
             block_bytes: opts.nfs_copy_block_bytes,
             copy_rate: opts.nfs_max_copy_bytes_per_sec,
         });
+        let fs = super::fs_manager::FsManager::new(
+            opts.data_dirs.clone(),
+            opts.disk_min_available_space_ratio,
+        );
         let stub = Arc::new(ReplicaStub {
+            fs,
+            migrations: Mutex::new(HashMap::new()),
             server_name: opts.self_addr.to_string(),
             net: net.clone(),
             opts,
@@ -604,8 +620,27 @@ impl ReplicaStub {
         self.net.me
     }
 
-    fn reps_dir(&self) -> PathBuf {
-        self.opts.data_dir.join("reps")
+    /// (replicas of `app_id`, all replicas) open in the data directory `dir`.
+    fn held_in(&self, dir: &Path, app_id: i32) -> (usize, usize) {
+        let Ok(m) = self.replicas.read() else {
+            return (0, 0);
+        };
+        let mut app = 0;
+        let mut all = 0;
+        for ((a, _), r) in m.iter() {
+            if r.dir.starts_with(dir) {
+                all += 1;
+                if *a == app_id {
+                    app += 1;
+                }
+            }
+        }
+        (app, all)
+    }
+
+    /// The disk tag of a replica.
+    fn disk_tag_of(&self, r: &Replica) -> String {
+        self.fs.tag_of(&r.dir).unwrap_or_default()
     }
 
     fn replica_config(&self) -> ReplicaConfig {
@@ -627,11 +662,19 @@ impl ReplicaStub {
     /// Opens every replica found on disk; a replica that fails to open is moved aside to
     /// `<dir>.<us>.err` as upstream does.
     pub async fn load_replicas(self: &Arc<Self>) -> std::io::Result<()> {
-        let reps = self.reps_dir();
-        std::fs::create_dir_all(&reps)?;
+        self.fs.initialize().map_err(std::io::Error::other)?;
         // Replicas replay their logs independently: open them in parallel.
         let mut opening = Vec::new();
-        for entry in std::fs::read_dir(&reps)? {
+        let mut entries = Vec::new();
+        for d in self.fs.dirs() {
+            if d.status == crate::idl::metadata::DiskStatus::IO_ERROR {
+                continue;
+            }
+            for entry in std::fs::read_dir(&d.dir)? {
+                entries.push(entry);
+            }
+        }
+        for entry in entries {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
             let Some((app_id, pidx, app_type)) = replica::parse_dir_name(&name) else {
@@ -693,9 +736,16 @@ impl ReplicaStub {
             return Ok(r);
         }
         let app_type = info.app_type.clone().unwrap_or_else(|| "pegasus".into());
-        let dir = self
-            .reps_dir()
-            .join(replica::dir_name(app_id, pidx, &app_type));
+        let name = replica::dir_name(app_id, pidx, &app_type);
+        // A folder left on some disk is reused; otherwise the emptiest disk takes it.
+        let dir = match self.fs.find_existing(&name) {
+            Some(d) => d,
+            None => self
+                .fs
+                .choose_dir(&|d: &Path| self.held_in(d, app_id))
+                .ok_or("no data dir can take a new replica")?
+                .join(&name),
+        };
         let mut stored = info.clone();
         stored.status = Some(AppStatus::AS_AVAILABLE);
         let r = self.open_replica(&dir, stored, pidx)?;
@@ -944,7 +994,7 @@ impl ReplicaStub {
                     last_prepared_decree: Some(prepared.max(d)),
                     last_durable_decree: Some(d),
                     app_type: Some("pegasus".into()),
-                    disk_tag: Some("default".into()),
+                    disk_tag: Some(self.disk_tag_of(r)),
                     manual_compact_status: r.app().map(|a| a.compact.status()),
                 }
             })
@@ -1412,6 +1462,7 @@ impl ReplicaStub {
             resp.err = Some(ErrorCode::OBJECT_NOT_FOUND);
             return Reply::of(&resp);
         };
+        resp.replica_disk_tag = Some(self.disk_tag_of(&r));
         let (tx, rx) = tokio::sync::oneshot::channel();
         r.send(Input::LearnRequest {
             learner: l.learner.map(|a| a.0).unwrap_or(0),
@@ -1539,8 +1590,8 @@ impl ReplicaStub {
     /// NFS serving is limited to this server's replica directories.
     fn nfs_allowed(&self, dir: &str) -> bool {
         let p = Path::new(dir);
-        p.is_absolute() == self.reps_dir().is_absolute()
-            && p.starts_with(self.reps_dir())
+        p.is_absolute()
+            && self.fs.contains(p)
             && !p
                 .components()
                 .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -1646,6 +1697,9 @@ impl Handler for ReplicaStub {
                     Some(_) => Reply::err("ERR_INVALID_PARAMETERS"),
                     None => Reply::err("ERR_INVALID_DATA"),
                 }),
+                "RPC_QUERY_DISK_INFO" => Some(self.on_query_disk_info(&req)),
+                "RPC_ADD_NEW_DISK" => Some(self.on_add_new_disk(&req)),
+                "RPC_REPLICA_DISK_MIGRATE" => Some(self.on_disk_migrate(&req)),
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),
                 "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "replica")),
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
