@@ -312,9 +312,11 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     let port = port_of(&cfg, "replica").map_err(c)?;
     // Each data dir holds its replicas in <path>/replica/reps; with none configured, one dir
     // tagged "default" under [core] data_dir.
-    let mut data_dirs =
-        replica::fs_manager::parse_data_dirs(&cfg.string("replication", "data_dirs", ""), "replica")
-            .map_err(|e| format!("[replication] data_dirs: {e}"))?;
+    let mut data_dirs = replica::fs_manager::parse_data_dirs(
+        &cfg.string("replication", "data_dirs", ""),
+        "replica",
+    )
+    .map_err(|e| format!("[replication] data_dirs: {e}"))?;
     if data_dirs.is_empty() {
         let core = PathBuf::from(cfg.string("core", "data_dir", "./data"));
         data_dirs.push(("default".into(), core.join("replica").join("reps")));

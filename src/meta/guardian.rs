@@ -189,6 +189,9 @@ pub struct NodeView {
     pub alive: BTreeSet<u64>,
     /// Alive nodes whose stored replicas were reported by config sync ("has collected").
     pub collected: BTreeSet<u64>,
+    /// When each node's stored replicas were last reported (ms, the checker's clock); a
+    /// node's report only says it holds no replica of a partition if it came after the drop.
+    pub collected_at: BTreeMap<u64, i64>,
     /// Replica counts (a primary counts as a replica too), including the primaries and
     /// replicas promised by proposals issued through [`cure`] on this view.
     pub load: BTreeMap<u64, NodeLoad>,
@@ -210,6 +213,7 @@ impl NodeView {
         let mut v = NodeView {
             alive,
             collected,
+            collected_at: BTreeMap::new(),
             load: BTreeMap::new(),
         };
         for pc in pcs {
@@ -232,6 +236,15 @@ impl NodeView {
 
     pub fn has_collected(&self, node: RpcAddress) -> bool {
         self.collected.contains(&node.0)
+    }
+
+    /// Whether the node reported its replicas after `time_ms` (without report times, whether
+    /// it reported at all).
+    pub fn collected_after(&self, node: RpcAddress, time_ms: i64) -> bool {
+        match self.collected_at.get(&node.0) {
+            Some(at) => self.has_collected(node) && *at > time_ms,
+            None => self.has_collected(node),
+        }
     }
 
     pub fn load_of(&self, node: RpcAddress) -> &NodeLoad {
@@ -598,7 +611,16 @@ fn choose_ddd_primary(
         match history.find(n) {
             Some(d) if d.ballot != INVALID_BALLOT => info.push(*d),
             found => {
-                if !nodes.has_collected(n) {
+                // "No replica there" needs a report made after the node was dropped: an
+                // earlier one (e.g. while it was still a member) says nothing about what it
+                // held when it left.
+                let fresh = match found {
+                    Some(d) if d.time_ms != UNKNOWN_DROP_TIME => {
+                        nodes.collected_after(n, d.time_ms)
+                    }
+                    _ => nodes.has_collected(n),
+                };
+                if !fresh {
                     return Err(if found.is_none() {
                         format!("the last dropped node {n} is not in the drop history")
                     } else {

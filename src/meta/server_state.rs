@@ -105,6 +105,8 @@ pub struct ServerState {
     pub level: MetaFunctionLevel,
     histories: BTreeMap<(i32, i32), DropHistory>,
     collected: BTreeSet<u64>,
+    /// When each node last reported its stored replicas (ms).
+    collected_at: BTreeMap<u64, i64>,
     /// The last proposal sent per partition: (ballot, kind, node, when).
     sent: BTreeMap<(i32, i32), (i64, i32, u64, Instant)>,
     /// The wall clock in seconds (creation and drop times); the simulator supplies its own.
@@ -217,6 +219,7 @@ impl ServerState {
             nodes: BTreeMap::new(),
             histories: BTreeMap::new(),
             collected: BTreeSet::new(),
+            collected_at: BTreeMap::new(),
             sent: BTreeMap::new(),
             wall_seconds,
             host_ports,
@@ -931,23 +934,45 @@ impl ServerState {
         for d in &newly_dead {
             info!("replica server {d} is dead");
             self.collected.remove(&d.0);
+            self.collected_at.remove(&d.0);
         }
-        // Downgrades on node death happen down to the freezed level, as upstream.
+        // Downgrades on node death happen down to the freezed level, as upstream. Every
+        // round takes every dead member out again, not only the newly dead: a downgrade the
+        // state store could not persist is retried (upstream retries the write itself).
         if self.level.0 > MetaFunctionLevel::FL_BLIND.0 {
-            for dead in newly_dead {
-                let pcs: Vec<PartitionConfiguration> = self
-                    .apps
-                    .values()
-                    .filter(|a| a.info.status == Some(AppStatus::AS_AVAILABLE))
-                    .flat_map(|a| a.partitions.iter().cloned())
-                    .collect();
-                for pc in pcs {
-                    match guardian::on_node_dead(&pc, dead) {
+            let dead: BTreeSet<u64> = self
+                .nodes
+                .iter()
+                .filter(|(_, n)| !n.alive)
+                .map(|(a, _)| *a)
+                .collect();
+            let pcs: Vec<PartitionConfiguration> = self
+                .apps
+                .values()
+                .filter(|a| a.info.status == Some(AppStatus::AS_AVAILABLE))
+                .flat_map(|a| a.partitions.iter())
+                .filter(|pc| {
+                    guardian::primary_of(pc)
+                        .into_iter()
+                        .chain(guardian::secondaries_of(pc))
+                        .any(|m| dead.contains(&m.0))
+                })
+                .cloned()
+                .collect();
+            for pc in pcs {
+                let members = guardian::primary_of(&pc)
+                    .into_iter()
+                    .chain(guardian::secondaries_of(&pc));
+                for m in members.filter(|m| dead.contains(&m.0)) {
+                    match guardian::on_node_dead(&pc, m) {
                         Some(Proposal::Rewrite { config, kind, node }) => {
-                            self.rewrite(config, kind, node, now_ms)
+                            // The configuration changed: the rest waits for the next round.
+                            self.rewrite(config, kind, node, now_ms);
+                            break;
                         }
                         Some(Proposal::Send { target, node, kind }) => {
-                            self.propose(&pc, target, node, kind, now, &mut out)
+                            self.propose(&pc, target, node, kind, now, &mut out);
+                            break;
                         }
                         None => {}
                     }
@@ -965,6 +990,7 @@ impl ServerState {
             .flat_map(|a| a.partitions.iter().cloned())
             .collect();
         let mut view = NodeView::from_partitions(alive, self.collected.clone(), all.iter());
+        view.collected_at = self.collected_at.clone();
         let opts = self.guardian.clone();
         let mut unhealthy = 0usize;
         let mut add_secondaries = Vec::new();
@@ -1320,6 +1346,7 @@ impl ServerState {
     /// Records the replicas a node reported in config sync (for the drop history).
     pub fn collect_replicas(&mut self, node: RpcAddress, stored: &[ReplicaInfo], now_ms: i64) {
         self.collected.insert(node.0);
+        self.collected_at.insert(node.0, now_ms);
         let opts = self.guardian.clone();
         for r in stored {
             let Some(pid) = r.pid else { continue };

@@ -36,7 +36,9 @@ pub fn parse_data_dirs(text: &str, app_name: &str) -> Result<Vec<(String, PathBu
         let [tag, path] = parts.as_slice() else {
             return Err(format!("invalid data_dir item({item}) in config"));
         };
-        let dir = Path::new(path.trim_end_matches('/')).join(app_name).join("reps");
+        let dir = Path::new(path.trim_end_matches('/'))
+            .join(app_name)
+            .join("reps");
         for (t, d) in &out {
             if *d == dir {
                 return Err(format!(
@@ -172,7 +174,12 @@ impl FsManager {
 
     /// The disk of `tag`.
     pub fn dir_of(&self, tag: &str) -> Option<DirNode> {
-        self.dirs.read().ok()?.iter().find(|d| d.tag == tag).cloned()
+        self.dirs
+            .read()
+            .ok()?
+            .iter()
+            .find(|d| d.tag == tag)
+            .cloned()
     }
 
     /// Whether `path` lies in one of the data directories.
@@ -352,7 +359,10 @@ mod tests {
         assert_eq!(full.choose_dir(&counts((0, 0), (0, 0))), Some(a.clone()));
         // Added disks: parse errors, duplicates, non-empty dirs, then success.
         let c = t.path().join("c");
-        assert_eq!(fs.add_disks("").unwrap_err().0, ErrorCode::INVALID_PARAMETERS);
+        assert_eq!(
+            fs.add_disks("").unwrap_err().0,
+            ErrorCode::INVALID_PARAMETERS
+        );
         assert_eq!(
             fs.add_disks(&format!("a:{}", c.display())).unwrap_err().0,
             ErrorCode::NODE_ALREADY_EXIST

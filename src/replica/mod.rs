@@ -2,8 +2,8 @@
 //! its owner task, the mutation encoding and private log, the replica directory's small
 //! files, and NFS file copy between replica servers.
 
-pub mod mutation;
 pub mod fs_manager;
+pub mod mutation;
 pub mod mutation_log;
 pub mod nfs;
 pub mod pacifica;

@@ -568,6 +568,8 @@ pub struct ReplicaStub {
     start_time_ms: i64,
     /// The data directories and their disks.
     pub fs: super::fs_manager::FsManager,
+    /// Replicas closed since they were opened, as they were then (see `note_closed`).
+    closed: Mutex<HashMap<(i32, i32), ReplicaInfo>>,
     /// Disk migrations under way, per partition.
     migrations: Mutex<HashMap<(i32, i32), crate::idl::replica_admin::DiskMigrationStatus>>,
 }
@@ -601,6 +603,7 @@ impl ReplicaStub {
         let stub = Arc::new(ReplicaStub {
             fs,
             migrations: Mutex::new(HashMap::new()),
+            closed: Mutex::new(HashMap::new()),
             server_name: opts.self_addr.to_string(),
             net: net.clone(),
             opts,
@@ -751,6 +754,9 @@ impl ReplicaStub {
         let r = self.open_replica(&dir, stored, pidx)?;
         if let Ok(mut m) = self.replicas.write() {
             m.insert((app_id, pidx), r.clone());
+        }
+        if let Ok(mut c) = self.closed.lock() {
+            c.remove(&(app_id, pidx));
         }
         info!("created replica {app_id}.{pidx} at {}", dir.display());
         Ok(r)
@@ -970,35 +976,62 @@ impl ReplicaStub {
         }
     }
 
+    /// What config sync reports of one replica.
+    fn replica_info(&self, app_id: i32, pidx: i32, r: &Replica) -> ReplicaInfo {
+        let d = r.app().map(|a| a.db.last_committed_decree()).unwrap_or(0);
+        let (ballot, committed, prepared) = r.progress();
+        let status = match r.status_code() {
+            1 => PartitionStatus::PS_PRIMARY,
+            2 => PartitionStatus::PS_SECONDARY,
+            3 => PartitionStatus::PS_POTENTIAL_SECONDARY,
+            4 => PartitionStatus::PS_ERROR,
+            _ => PartitionStatus::PS_INACTIVE,
+        };
+        ReplicaInfo {
+            pid: Some(Gpid::new(app_id, pidx)),
+            ballot: Some(ballot),
+            status: Some(status),
+            last_committed_decree: Some(committed.max(d)),
+            last_prepared_decree: Some(prepared.max(d)),
+            last_durable_decree: Some(d),
+            app_type: Some("pegasus".into()),
+            disk_tag: Some(self.disk_tag_of(r)),
+            manual_compact_status: r.app().map(|a| a.compact.status()),
+        }
+    }
+
+    /// Remembers a replica being closed (failed, or moved to another disk) as it is now, so
+    /// config sync goes on reporting what this server holds on disk, as upstream's closed
+    /// replicas are: the meta must not take the server for one without the data.
+    fn note_closed(&self, app_id: i32, pidx: i32, r: &Replica) {
+        let mut info = self.replica_info(app_id, pidx, r);
+        info.status = Some(PartitionStatus::PS_INACTIVE);
+        if let Ok(mut c) = self.closed.lock() {
+            c.insert((app_id, pidx), info);
+        }
+    }
+
+    /// The replicas config sync reports: open ones, then closed ones not reopened since.
     fn stored_replicas(&self) -> Vec<ReplicaInfo> {
-        let m = match self.replicas.read() {
-            Ok(m) => m,
+        let mut out: Vec<ReplicaInfo> = match self.replicas.read() {
+            Ok(m) => m
+                .iter()
+                .map(|((app_id, pidx), r)| self.replica_info(*app_id, *pidx, r))
+                .collect(),
             Err(_) => return Vec::new(),
         };
-        m.iter()
-            .map(|((app_id, pidx), r)| {
-                let d = r.app().map(|a| a.db.last_committed_decree()).unwrap_or(0);
-                let (ballot, committed, prepared) = r.progress();
-                let status = match r.status_code() {
-                    1 => PartitionStatus::PS_PRIMARY,
-                    2 => PartitionStatus::PS_SECONDARY,
-                    3 => PartitionStatus::PS_POTENTIAL_SECONDARY,
-                    4 => PartitionStatus::PS_ERROR,
-                    _ => PartitionStatus::PS_INACTIVE,
-                };
-                ReplicaInfo {
-                    pid: Some(Gpid::new(*app_id, *pidx)),
-                    ballot: Some(ballot),
-                    status: Some(status),
-                    last_committed_decree: Some(committed.max(d)),
-                    last_prepared_decree: Some(prepared.max(d)),
-                    last_durable_decree: Some(d),
-                    app_type: Some("pegasus".into()),
-                    disk_tag: Some(self.disk_tag_of(r)),
-                    manual_compact_status: r.app().map(|a| a.compact.status()),
-                }
-            })
-            .collect()
+        let open: std::collections::HashSet<(i32, i32)> = out
+            .iter()
+            .filter_map(|i| i.pid.map(|p| (p.app_id, p.partition_index)))
+            .collect();
+        if let Ok(c) = self.closed.lock() {
+            out.extend(
+                c.iter()
+                    .filter(|(k, _)| !open.contains(k))
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        out
     }
 
     /// One config sync with the meta; returns whether it succeeded.
@@ -1086,6 +1119,7 @@ impl ReplicaStub {
                 // (the data is reopened from disk at the next start, or when the meta places
                 // the partition here again).
                 warn!("replica {app}.{pidx} failed; closing it");
+                self.note_closed(app, pidx, &r);
                 if let Ok(mut m) = self.replicas.write() {
                     m.remove(&(app, pidx));
                 }

@@ -250,7 +250,10 @@ impl ReplicaStub {
         }
         migrations.insert(key, DiskMigrationStatus::MOVING);
         drop(migrations);
-        info!("{pid}: migrating from disk {origin} to {target} ({})", new_dir.display());
+        info!(
+            "{pid}: migrating from disk {origin} to {target} ({})",
+            new_dir.display()
+        );
         let stub = self.clone();
         tokio::spawn(async move {
             let done = stub.migrate(key, rep, new_dir).await;
@@ -311,6 +314,7 @@ impl ReplicaStub {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err("the replica is no longer a secondary".into());
         }
+        self.note_closed(key.0, key.1, &rep);
         if let Ok(mut m) = self.replicas.write() {
             if m.get(&key).is_some_and(|r| Arc::ptr_eq(r, &rep)) {
                 m.remove(&key);

@@ -17,7 +17,8 @@ use super::rng::Rng;
 use super::{Bug, SimOptions};
 use crate::idl::dsn::{ErrorCode, RpcAddress};
 use crate::idl::dsn_layer2::{AppInfo, AppStatus, PartitionConfiguration};
-use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest};
+use crate::idl::meta_admin::{ConfigType, ConfigurationUpdateRequest, MetaFunctionLevel};
+use crate::idl::metadata::{PartitionStatus, ReplicaInfo};
 use crate::meta::guardian::GuardianOptions;
 use crate::meta::server_state::{DefaultApp, MetaOptions, ServerState};
 use crate::meta::state_store::MemStore;
@@ -304,6 +305,8 @@ enum Msg {
     ConfigSync {
         call: u64,
         node: NodeId,
+        /// What the server holds, as replica servers report it (disk tags included).
+        stored: Vec<ReplicaInfo>,
     },
     ConfigSyncReply {
         call: u64,
@@ -440,7 +443,7 @@ impl World {
     pub fn new(opts: SimOptions) -> World {
         let mut rng = Rng::new(opts.seed);
         let n_servers = rng.range(3, 5) as usize;
-        let partitions = rng.range(1, 2) as i32;
+        let partitions = rng.range(1, 4) as i32;
         let n_clients = rng.range(3, 8) as usize;
         let keys = rng.range(2, 4) as u8;
         let timing = if rng.chance(500) {
@@ -483,10 +486,20 @@ impl World {
             replica_assign_delay_ms_for_dropouts: rng.range(3000, 60_000),
             ..GuardianOptions::default()
         };
+        // Some runs balance (the lively level), so role switches and replica copies happen
+        // under the faults too.
+        let lively = rng.chance(400);
         let meta_opts = MetaOptions {
             grace: Duration::from_millis(timing.grace_ms as u64),
             min_live_node_count_for_unfreeze: rng.range(1, 3) as usize,
             guardian,
+            start_level: if lively {
+                MetaFunctionLevel::FL_LIVELY
+            } else {
+                MetaFunctionLevel::FL_STEADY
+            },
+            lb_interval: Duration::from_millis(rng.range(1000, 5000) as u64),
+            node_live_percentage_threshold_for_update: 0,
             ..MetaOptions::default()
         };
         let mut servers = BTreeMap::new();
@@ -562,8 +575,11 @@ impl World {
         }
         w.note(format!(
             "config: {n_servers} replica servers, {partitions} partitions, {n_clients} clients, \
-             {keys} keys, {:?}, cache {} mutations, min_live {}",
-            w.timing, w.pacifica.cache_max_mutations, w.meta_opts.min_live_node_count_for_unfreeze
+             {keys} keys, {:?}, cache {} mutations, min_live {}, level {}",
+            w.timing,
+            w.pacifica.cache_max_mutations,
+            w.meta_opts.min_live_node_count_for_unfreeze,
+            if lively { "lively" } else { "steady" }
         ));
         w
     }
@@ -700,10 +716,15 @@ impl World {
                     .get(pidx)
                     .is_some_and(|r| r.core.status == Status::Error)
             });
-            // Only time in which the meta runs, can persist a change and reaches that server
-            // counts.
+            // Only time in which the meta runs, can persist a change, accepts replica reports
+            // (it refuses them while frozen, as upstream) and reaches that server counts.
             let reachable = self.meta.up
                 && !self.meta.store.fail_writes.load(Ordering::SeqCst)
+                && self
+                    .meta
+                    .state
+                    .as_ref()
+                    .is_some_and(|st| st.effective_level().0 > MetaFunctionLevel::FL_FREEZED.0)
                 && self.connected(self.meta_id, *primary)
                 && self.connected(*primary, self.meta_id);
             if !failed || !reachable {
@@ -1071,6 +1092,25 @@ impl World {
         let out = st.check(now, now_ms);
         for o in out {
             let me = self.meta_id;
+            let kind = o.request.type_.unwrap_or(ConfigType::CT_INVALID);
+            let node = o.request.node.map(|n| name(n.0)).unwrap_or_default();
+            let what = if kind == ConfigType::CT_ADD_SECONDARY_FOR_LB
+                || kind == ConfigType::CT_DOWNGRADE_TO_SECONDARY
+            {
+                "balances"
+            } else {
+                "proposes"
+            };
+            let ballot = o
+                .request
+                .config
+                .as_ref()
+                .and_then(|c| c.ballot)
+                .unwrap_or(0);
+            self.note(format!(
+                "meta {what}: {kind:?} of {node} to {} (ballot {ballot})",
+                name(o.target.0)
+            ));
             self.send(
                 me,
                 o.target.0,
@@ -1092,10 +1132,11 @@ impl World {
                 st.on_beacon(node, now);
                 self.send(me, from, Msg::BeaconAck { call });
             }
-            Msg::ConfigSync { call, node } => {
+            Msg::ConfigSync { call, node, stored } => {
                 let mut parts = Vec::new();
                 let ok = st.nodes.contains_key(&node);
                 if ok {
+                    st.collect_replicas(RpcAddress(node), &stored, now_ms);
                     for app in st.apps.values() {
                         if app.info.status != Some(AppStatus::AS_AVAILABLE) {
                             continue;
@@ -1315,12 +1356,46 @@ impl World {
         }
         let s = &self.servers[&id];
         if s.meta_connected && now - s.last_sync_ms >= sync_every {
+            let stored = self.stored_replicas(id);
             let call = self.call(id, Call::Sync { now }, 5000);
             let meta = self.meta_id;
-            self.send(id, meta, Msg::ConfigSync { call, node: id });
+            self.send(
+                id,
+                meta,
+                Msg::ConfigSync {
+                    call,
+                    node: id,
+                    stored,
+                },
+            );
         } else {
             self.meta_loop_sleep(id);
         }
+    }
+
+    /// The replicas a server reports in config sync, with the disk tag of the one disk.
+    fn stored_replicas(&self, id: NodeId) -> Vec<ReplicaInfo> {
+        let Some(s) = self.servers.get(&id) else {
+            return Vec::new();
+        };
+        s.reps
+            .iter()
+            .map(|(pidx, r)| ReplicaInfo {
+                pid: Some(crate::idl::dsn::Gpid::new(APP_ID, *pidx)),
+                ballot: Some(r.core.ballot()),
+                status: Some(match Self::status_code(&r.core) {
+                    1 => PartitionStatus::PS_PRIMARY,
+                    2 => PartitionStatus::PS_SECONDARY,
+                    _ => PartitionStatus::PS_INACTIVE,
+                }),
+                last_committed_decree: Some(r.core.last_committed),
+                last_prepared_decree: Some(r.core.max_prepared()),
+                last_durable_decree: Some(r.core.last_committed),
+                app_type: Some("pegasus".into()),
+                disk_tag: Some("default".into()),
+                manual_compact_status: None,
+            })
+            .collect()
     }
 
     fn meta_loop_sleep(&mut self, id: NodeId) {

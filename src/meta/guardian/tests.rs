@@ -668,3 +668,48 @@ fn cure_never_panics_on_odd_configurations() {
     odd.secondaries = None;
     let _ = cure(&odd, &mut v, &mut h, 0, &opts);
 }
+
+#[test]
+fn a_report_older_than_the_drop_says_nothing_about_the_dropped_replica() {
+    // Both replicas are gone; n1 left last (at 100 ms, state unknown), n2 earlier and reported
+    // ballot 5. n1's only report predates its drop: it may hold newer data, so no choice yet.
+    let mut pc = base();
+    pc.primary = Some(RpcAddress::INVALID);
+    pc.secondaries = Some(vec![]);
+    pc.last_drops = Some(vec![n(2), n(1)]);
+    pc.last_committed_decree = Some(3);
+    let alive: BTreeSet<u64> = [n(1).0, n(2).0].into_iter().collect();
+    let collected = alive.clone();
+    let mut v = NodeView::from_partitions(alive, collected, [&pc]);
+    let mut h = DropHistory::from_entries(vec![
+        DroppedReplica {
+            node: n(2),
+            time_ms: UNKNOWN_DROP_TIME,
+            ballot: 5,
+            last_committed_decree: 3,
+            last_prepared_decree: 4,
+        },
+        DroppedReplica {
+            node: n(1),
+            time_ms: 100,
+            ballot: INVALID_BALLOT,
+            last_committed_decree: INVALID_DECREE,
+            last_prepared_decree: INVALID_DECREE,
+        },
+    ]);
+    let opts = GuardianOptions::default();
+    v.collected_at = [(n(1).0, 50), (n(2).0, 150)].into_iter().collect();
+    match cure(&pc, &mut v, &mut h, 200, &opts) {
+        Cure::Dead(reason) => assert!(reason.contains("not collected"), "{reason}"),
+        other => panic!("chose a primary from a stale report: {other:?}"),
+    }
+    // Reported again after the drop without that replica: n2 is the one to take.
+    v.collected_at.insert(n(1).0, 150);
+    match cure(&pc, &mut v, &mut h, 200, &opts) {
+        Cure::Propose(Proposal::Send { node, kind, .. }) => {
+            assert_eq!(node, n(2));
+            assert_eq!(kind, ConfigType::CT_ASSIGN_PRIMARY);
+        }
+        other => panic!("expected n2 as primary: {other:?}"),
+    }
+}
