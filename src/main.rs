@@ -224,6 +224,12 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
                 .bool("meta_server", "only_move_primary", false)
                 .map_err(c)?,
             ignored_apps: Default::default(),
+            balance_cluster: cfg
+                .bool("meta_server", "balance_cluster", false)
+                .map_err(c)?,
+            balance_op_count_per_round: cfg
+                .u64("meta_server", "balance_op_count_per_round", 10)
+                .map_err(c)? as usize,
         },
         node_live_percentage_threshold_for_update: cfg
             .u64(

@@ -37,7 +37,7 @@ pub struct BalanceOp {
 pub type MigrationList = BTreeMap<(i32, i32), BalanceOp>;
 
 /// Runtime switches (`[meta_server]` keys, changed by the `meta.lb.*` remote commands).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BalancerOptions {
     /// Stop after the first table that produced operations.
     pub balancer_in_turn: bool,
@@ -47,6 +47,24 @@ pub struct BalancerOptions {
     pub only_move_primary: bool,
     /// Tables the balancer leaves alone (`meta.lb.ignored_app_list`).
     pub ignored_apps: BTreeSet<i32>,
+    /// `balance_cluster`: balance replica counts across the whole cluster instead of per
+    /// table (after per-table primary moves).
+    pub balance_cluster: bool,
+    /// `balance_op_count_per_round`: the cluster-wide balancer's operations per round.
+    pub balance_op_count_per_round: usize,
+}
+
+impl Default for BalancerOptions {
+    fn default() -> Self {
+        BalancerOptions {
+            balancer_in_turn: false,
+            only_primary_balancer: false,
+            only_move_primary: false,
+            ignored_apps: BTreeSet::new(),
+            balance_cluster: false,
+            balance_op_count_per_round: 10,
+        }
+    }
 }
 
 /// The action sequence upstream uses for each operation type. `from`/`to` are the replica
@@ -131,6 +149,13 @@ fn app_id(app: &AppState) -> i32 {
 pub fn balance(view: &View, opts: &BalancerOptions, checker: bool) -> MigrationList {
     let mut list = MigrationList::new();
     if view.nodes.is_empty() || !all_infos_collected(view) {
+        return list;
+    }
+    if opts.balance_cluster {
+        // As upstream, the cluster-wide policy only acts (its counting run finds nothing).
+        if !checker {
+            cluster_balance(view, opts, &mut list);
+        }
         return list;
     }
     let run = |list: &mut MigrationList, op: &dyn Fn(&AppState, &mut MigrationList) -> bool| {
@@ -493,6 +518,237 @@ pub fn describe(op: &BalanceOp) -> String {
         _ => "copy_secondary",
     };
     format!("{t}: {}", describe_actions(&op.actions))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster-wide policy (`balance_cluster = true`)
+
+fn usable_apps<'a>(view: &'a View, opts: &BalancerOptions) -> Vec<(i32, &'a AppState)> {
+    view.apps
+        .iter()
+        .filter(|(id, a)| {
+            !opts.ignored_apps.contains(id)
+                && a.info.status == Some(AppStatus::AS_AVAILABLE)
+                && a.info.is_bulk_loading != Some(true)
+        })
+        .map(|(id, a)| (*id, a))
+        .collect()
+}
+
+/// Upstream's cluster policy: per-table primary role switches (stopping after the first
+/// table with any), then cluster-wide secondary copies, then primary copies, each driven by
+/// the most skewed table on the most and least loaded nodes, at most
+/// `balance_op_count_per_round` operations.
+fn cluster_balance(view: &View, opts: &BalancerOptions, list: &mut MigrationList) {
+    for (_, app) in usable_apps(view, opts) {
+        if !primary_balance(view, app, true, list) {
+            return;
+        }
+        if !list.is_empty() {
+            return;
+        }
+    }
+    for kind in [
+        BalancerRequestType::COPY_SECONDARY,
+        BalancerRequestType::COPY_PRIMARY,
+    ] {
+        if !cluster_replica_balance(view, opts, kind, list) || !list.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Counts of one kind of replica per node index: the table's and the cluster's.
+struct Migration {
+    kind: BalancerRequestType,
+    /// Per table: (role per partition and node index, count per node index, skew).
+    apps: BTreeMap<i32, (Vec<Vec<Role>>, Vec<i64>, i64)>,
+    /// Per node index: disk tag → partitions of the candidate tables on it.
+    disks: Vec<BTreeMap<String, BTreeSet<(i32, i32)>>>,
+    /// Per node index: replicas of this kind in all tables.
+    cluster: Vec<i64>,
+}
+
+fn skew(counts: &[i64]) -> i64 {
+    match (counts.iter().max(), counts.iter().min()) {
+        (Some(max), Some(min)) => max - min,
+        _ => 0,
+    }
+}
+
+fn counted(kind: BalancerRequestType, role: Role) -> bool {
+    match kind {
+        BalancerRequestType::COPY_PRIMARY => role == Role::Primary,
+        _ => role == Role::Secondary,
+    }
+}
+
+fn migration_info(
+    view: &View,
+    opts: &BalancerOptions,
+    kind: BalancerRequestType,
+) -> Option<Migration> {
+    let n = view.nodes.len();
+    if n < 3 {
+        return None;
+    }
+    let mut m = Migration {
+        kind,
+        apps: BTreeMap::new(),
+        disks: vec![BTreeMap::new(); n],
+        cluster: vec![0; n],
+    };
+    for (id, app) in usable_apps(view, opts) {
+        let mut roles = Vec::with_capacity(app.partitions.len());
+        let mut counts = vec![0i64; n];
+        for (pidx, pc) in app.partitions.iter().enumerate() {
+            // Only healthy tables are balanced cluster-wide.
+            if primary_of(pc).is_none()
+                || secondaries_of(pc).len() as i32 != pc.max_replica_count.unwrap_or(0) - 1
+            {
+                return None;
+            }
+            let r: Vec<Role> = view.nodes.iter().map(|node| role_of(pc, *node)).collect();
+            for (i, role) in r.iter().enumerate() {
+                if counted(kind, *role) {
+                    counts[i] += 1;
+                }
+                if *role != Role::None {
+                    let tag = (view.disk_tag)(id, pidx as i32, view.nodes[i])?;
+                    m.disks[i].entry(tag).or_default().insert((id, pidx as i32));
+                }
+            }
+            roles.push(r);
+        }
+        let sk = skew(&counts);
+        m.apps.insert(id, (roles, counts, sk));
+    }
+    // The cluster counts take every table, balanced or not.
+    for app in view.apps.values() {
+        if app.info.status != Some(AppStatus::AS_AVAILABLE) {
+            continue;
+        }
+        for pc in &app.partitions {
+            for (i, node) in view.nodes.iter().enumerate() {
+                if counted(kind, role_of(pc, *node)) {
+                    m.cluster[i] += 1;
+                }
+            }
+        }
+    }
+    Some(m)
+}
+
+/// (partition, from node index, to node index) of the next cluster-wide copy.
+fn next_move(m: &Migration, selected: &BTreeSet<(i32, i32)>) -> Option<((i32, i32), usize, usize)> {
+    let max_app_skew = m.apps.values().map(|(_, _, s)| *s).max()?;
+    if max_app_skew == 0 {
+        return None;
+    }
+    if max_app_skew <= 1 && skew(&m.cluster) <= 1 {
+        return None;
+    }
+    let extreme = |v: &[i64], max: bool| -> BTreeSet<usize> {
+        let target = if max { v.iter().max() } else { v.iter().min() };
+        let Some(t) = target.copied() else {
+            return BTreeSet::new();
+        };
+        (0..v.len()).filter(|i| v[*i] == t).collect()
+    };
+    let (cmin, cmax) = (extreme(&m.cluster, false), extreme(&m.cluster, true));
+    for (id, (roles, counts, sk)) in &m.apps {
+        if *sk != max_app_skew {
+            continue;
+        }
+        let (amin, amax) = (extreme(counts, false), extreme(counts, true));
+        let imin: BTreeSet<usize> = amin.intersection(&cmin).copied().collect();
+        let imax: BTreeSet<usize> = amax.intersection(&cmax).copied().collect();
+        if skew(counts) <= 1 && (imin.is_empty() || imax.is_empty()) {
+            continue;
+        }
+        let max_nodes = if imax.is_empty() { &amax } else { &imax };
+        let min_nodes = if imin.is_empty() { &amin } else { &imin };
+        // The most loaded disk (by this table's replicas of the kind) of the max nodes.
+        let mut best: Option<(usize, usize, Vec<(i32, i32)>)> = None;
+        for &node in max_nodes {
+            for pids in m.disks[node].values() {
+                let movable: Vec<(i32, i32)> = pids
+                    .iter()
+                    .filter(|(a, p)| {
+                        *a == *id
+                            && roles
+                                .get(*p as usize)
+                                .is_some_and(|r| counted(m.kind, r[node]))
+                    })
+                    .copied()
+                    .collect();
+                if !movable.is_empty() && best.as_ref().is_none_or(|b| movable.len() > b.1) {
+                    best = Some((node, movable.len(), movable));
+                }
+            }
+        }
+        let Some((from, _, pids)) = best else {
+            continue;
+        };
+        for &to in min_nodes {
+            let pick = pids.iter().find(|(a, p)| {
+                !selected.contains(&(*a, *p))
+                    && roles.get(*p as usize).is_some_and(|r| r[to] == Role::None)
+            });
+            if let Some(pid) = pick {
+                return Some((*pid, from, to));
+            }
+        }
+    }
+    None
+}
+
+fn cluster_replica_balance(
+    view: &View,
+    opts: &BalancerOptions,
+    kind: BalancerRequestType,
+    list: &mut MigrationList,
+) -> bool {
+    let Some(mut m) = migration_info(view, opts, kind) else {
+        return false;
+    };
+    let mut selected = BTreeSet::new();
+    while let Some(((app, pidx), from, to)) = next_move(&m, &selected) {
+        let Some(pc) = view
+            .apps
+            .get(&app)
+            .and_then(|a| a.partitions.get(pidx as usize))
+        else {
+            break;
+        };
+        let primary = primary_of(pc).unwrap_or(RpcAddress::INVALID);
+        list.insert(
+            (app, pidx),
+            BalanceOp {
+                balance_type: kind,
+                actions: actions_for(kind, primary, view.nodes[from], view.nodes[to]),
+            },
+        );
+        selected.insert((app, pidx));
+        if let Some((roles, counts, sk)) = m.apps.get_mut(&app) {
+            if let Some(r) = roles.get_mut(pidx as usize) {
+                r[to] = r[from];
+                r[from] = Role::None;
+            }
+            counts[from] -= 1;
+            counts[to] += 1;
+            *sk = skew(counts);
+        }
+        for set in m.disks[from].values_mut() {
+            set.remove(&(app, pidx));
+        }
+        m.cluster[from] -= 1;
+        m.cluster[to] += 1;
+        if list.len() >= opts.balance_op_count_per_round.max(1) {
+            break;
+        }
+    }
+    true
 }
 
 /// Operation counts of a migration list: (move_pri, copy_pri, copy_sec).

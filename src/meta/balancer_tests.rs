@@ -270,3 +270,58 @@ fn balanced_tables_produce_nothing() {
     };
     assert!(balance(&view, &BalancerOptions::default(), true).is_empty());
 }
+
+#[test]
+fn the_cluster_policy_evens_out_what_each_table_leaves() {
+    // Four tables of 2 partitions on 4 nodes, each balanced on its own (replicas 2,2,1,1),
+    // but every table puts its extra replicas on nodes 1 and 2: the cluster is 8,8,4,4.
+    let layout: Vec<(u16, &[u16])> = vec![(1, &[2, 3]), (2, &[1, 4])];
+    let mut apps: BTreeMap<i32, AppState> = (1..=4).map(|id| (id, app(id, &layout))).collect();
+    let nodes = [node(1), node(2), node(3), node(4)];
+    let per_table = {
+        let view = View {
+            apps: &apps,
+            nodes: nodes.to_vec(),
+            disk_tag: &tags,
+        };
+        balance(&view, &BalancerOptions::default(), false)
+    };
+    assert!(
+        per_table.is_empty(),
+        "each table is balanced on its own: {per_table:?}"
+    );
+    let opts = BalancerOptions {
+        balance_cluster: true,
+        balance_op_count_per_round: 3,
+        ..Default::default()
+    };
+    let mut rounds = 0;
+    loop {
+        let list = {
+            let view = View {
+                apps: &apps,
+                nodes: nodes.to_vec(),
+                disk_tag: &tags,
+            };
+            // The cluster policy never counts (as upstream).
+            assert!(balance(&view, &opts, true).is_empty());
+            balance(&view, &opts, false)
+        };
+        if list.is_empty() {
+            break;
+        }
+        assert!(
+            list.len() <= 3,
+            "at most balance_op_count_per_round operations"
+        );
+        for ((id, i), op) in &list {
+            apply(&mut apps.get_mut(id).unwrap().partitions[*i as usize], op);
+        }
+        rounds += 1;
+        assert!(rounds < 50, "the cluster policy did not converge");
+    }
+    let (p, r) = per_node(&apps, &nodes);
+    assert!(spread(&r) <= 1, "replicas per node {r:?}");
+    assert!(spread(&p) <= 1, "primaries per node {p:?}");
+    assert_eq!(r.iter().sum::<i64>(), 24);
+}
