@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod config;
+pub mod flags;
 pub mod idl;
 pub mod logging;
 pub mod meta;

@@ -456,6 +456,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     .await?;
     log::info!("replica server listening on {ip}:{port}");
     stub.start_meta_tasks();
+    stub.start_disk_tasks();
     let sopts = rpc::server::ServerOptions {
         self_address: stub.self_address().0,
         conn_threshold_per_ip: cfg.u64("network", "conn_threshold_per_ip", 0).map_err(c)? as usize,
@@ -720,6 +721,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    pegasus_rs::flags::load(&cfg);
     let role = role.split('@').next().unwrap_or("").to_string();
     let result = match role.as_str() {
         "meta" => rt.block_on(run_meta(cfg)),

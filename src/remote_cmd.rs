@@ -42,11 +42,68 @@ pub fn http(path: &str, role: &str) -> HttpReply {
             content_type: "application/json",
             body: format!("{{\"Version\":\"{VERSION}\",\"GitCommit\":\"\",\"Role\":\"{role}\"}}\n"),
         },
+        "/configs" => {
+            if path.contains('?') && !path.ends_with('?') {
+                return reply(400, "text/plain", String::new());
+            }
+            reply(200, "application/json", crate::flags::flags().list_json())
+        }
+        "/config" => {
+            let args = query(path);
+            let mut name = String::new();
+            for (k, v) in args {
+                if k != "name" {
+                    return reply(400, "text/plain", String::new());
+                }
+                name = v;
+            }
+            if name.is_empty() {
+                return reply(400, "text/plain", "name shouldn't be empty".into());
+            }
+            match crate::flags::flags().get_json(&name) {
+                Ok(j) => reply(200, "application/json", j),
+                Err(e) => reply(200, "text/plain", e),
+            }
+        }
+        "/updateConfig" => {
+            let args = query(path);
+            let status = match args.as_slice() {
+                [(k, v)] => match crate::flags::flags().update(k, v) {
+                    Ok(()) => "ERR_OK".to_string(),
+                    Err(e) => e,
+                },
+                _ => {
+                    "ERR_INVALID_PARAMETERS: there should be exactly one config to be updated once"
+                        .to_string()
+                }
+            };
+            reply(
+                200,
+                "application/json",
+                serde_json::json!({ "update_status": status }).to_string(),
+            )
+        }
         _ => HttpReply {
             status: 404,
             location: None,
             content_type: "text/plain",
             body: format!("no such page: {p}\n"),
         },
+    }
+}
+
+fn reply(status: u16, content_type: &'static str, body: String) -> HttpReply {
+    HttpReply {
+        status,
+        location: None,
+        content_type,
+        body,
+    }
+}
+
+fn query(path: &str) -> Vec<(String, String)> {
+    match path.split_once('?') {
+        Some((_, q)) => crate::flags::query_args(q),
+        None => Vec::new(),
     }
 }

@@ -282,3 +282,37 @@ def test_throttling_envs_reject_and_delay(cluster, admin):
         wait_for("throttling to end", free)
     finally:
         c.close()
+
+
+def test_server_config_list_get_set(cluster, admin):
+    out = admin("server-config meta list", "server-config replica list")
+    assert "[meta_server] min_allowed_replica_count=1" in out, out
+    assert "[replication] gc_disk_garbage_replica_interval_seconds=86400" in out, out
+    out = admin("server-config meta min_live_node_count_for_unfreeze get")
+    assert "min_live_node_count_for_unfreeze=" in out, out
+    # A change reaches every replica server and reads back.
+    out = admin("server-config replica gc_disk_garbage_replica_interval_seconds set 100",
+                "server-config replica gc_disk_garbage_replica_interval_seconds get",
+                "server-config replica gc_disk_garbage_replica_interval_seconds set 86400")
+    assert out.count("ERR_OK") == 2 * 3, out
+    assert out.count("gc_disk_garbage_replica_interval_seconds=100") == 3, out
+    out = admin("server-config meta lb_interval_ms set 5", "server-config meta nope get",
+                "server-config meta nope set 1",
+                "server-config replica disk_min_available_space_ratio set 101")
+    assert "ERR_INVALID_PARAMETERS: lb_interval_ms is not mutable" in out, out
+    assert "ERR_OBJECT_NOT_FOUND: 'nope' is not found" in out, out
+    assert "ERR_OBJECT_NOT_FOUND: nope is not found" in out, out
+    assert "ERR_INVALID_PARAMETERS: value validation failed" in out, out
+    # The meta uses a changed flag: replica counts below the new minimum are refused.
+    tool = os.path.join(os.path.dirname(pgharness.server_bin()), "pegasus_admin")
+    out = admin("server-config meta min_allowed_replica_count set 3")
+    assert "ERR_OK" in out, out
+    try:
+        p = subprocess.run([tool, "-m", ",".join(cluster.metas), "set_replica_count",
+                            cluster.table, "2"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        text = p.stdout.decode()
+        assert p.returncode != 0 and "[min=3, max=5]" in text, text
+    finally:
+        out = admin("server-config meta min_allowed_replica_count set 1")
+        assert "ERR_OK" in out, out

@@ -558,11 +558,22 @@ fn cluster_balance(view: &View, opts: &BalancerOptions, list: &mut MigrationList
     }
 }
 
+/// One table in the cluster-wide view: the role of each node index per partition, the
+/// count of the balanced kind per node index, and the skew of those counts.
+struct AppCounts {
+    roles: Vec<Vec<Role>>,
+    counts: Vec<i64>,
+    skew: i64,
+}
+
+/// A partition of a table, (app id, index).
+type Pid = (i32, i32);
+
 /// Counts of one kind of replica per node index: the table's and the cluster's.
 struct Migration {
     kind: BalancerRequestType,
     /// Per table: (role per partition and node index, count per node index, skew).
-    apps: BTreeMap<i32, (Vec<Vec<Role>>, Vec<i64>, i64)>,
+    apps: BTreeMap<i32, AppCounts>,
     /// Per node index: disk tag → partitions of the candidate tables on it.
     disks: Vec<BTreeMap<String, BTreeSet<(i32, i32)>>>,
     /// Per node index: replicas of this kind in all tables.
@@ -620,8 +631,15 @@ fn migration_info(
             }
             roles.push(r);
         }
-        let sk = skew(&counts);
-        m.apps.insert(id, (roles, counts, sk));
+        let skew = skew(&counts);
+        m.apps.insert(
+            id,
+            AppCounts {
+                roles,
+                counts,
+                skew,
+            },
+        );
     }
     // The cluster counts take every table, balanced or not.
     for app in view.apps.values() {
@@ -641,7 +659,7 @@ fn migration_info(
 
 /// (partition, from node index, to node index) of the next cluster-wide copy.
 fn next_move(m: &Migration, selected: &BTreeSet<(i32, i32)>) -> Option<((i32, i32), usize, usize)> {
-    let max_app_skew = m.apps.values().map(|(_, _, s)| *s).max()?;
+    let max_app_skew = m.apps.values().map(|a| a.skew).max()?;
     if max_app_skew == 0 {
         return None;
     }
@@ -656,8 +674,9 @@ fn next_move(m: &Migration, selected: &BTreeSet<(i32, i32)>) -> Option<((i32, i3
         (0..v.len()).filter(|i| v[*i] == t).collect()
     };
     let (cmin, cmax) = (extreme(&m.cluster, false), extreme(&m.cluster, true));
-    for (id, (roles, counts, sk)) in &m.apps {
-        if *sk != max_app_skew {
+    for (id, a) in &m.apps {
+        let (roles, counts) = (&a.roles, &a.counts);
+        if a.skew != max_app_skew {
             continue;
         }
         let (amin, amax) = (extreme(counts, false), extreme(counts, true));
@@ -669,7 +688,7 @@ fn next_move(m: &Migration, selected: &BTreeSet<(i32, i32)>) -> Option<((i32, i3
         let max_nodes = if imax.is_empty() { &amax } else { &imax };
         let min_nodes = if imin.is_empty() { &amin } else { &imin };
         // The most loaded disk (by this table's replicas of the kind) of the max nodes.
-        let mut best: Option<(usize, usize, Vec<(i32, i32)>)> = None;
+        let mut best: Option<(usize, usize, Vec<Pid>)> = None;
         for &node in max_nodes {
             for pids in m.disks[node].values() {
                 let movable: Vec<(i32, i32)> = pids
@@ -730,14 +749,14 @@ fn cluster_replica_balance(
             },
         );
         selected.insert((app, pidx));
-        if let Some((roles, counts, sk)) = m.apps.get_mut(&app) {
-            if let Some(r) = roles.get_mut(pidx as usize) {
+        if let Some(a) = m.apps.get_mut(&app) {
+            if let Some(r) = a.roles.get_mut(pidx as usize) {
                 r[to] = r[from];
                 r[from] = Role::None;
             }
-            counts[from] -= 1;
-            counts[to] += 1;
-            *sk = skew(counts);
+            a.counts[from] -= 1;
+            a.counts[to] += 1;
+            a.skew = skew(&a.counts);
         }
         for set in m.disks[from].values_mut() {
             set.remove(&(app, pidx));

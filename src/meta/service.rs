@@ -155,6 +155,29 @@ impl MetaService {
             s.guardian.replica_assign_delay_ms_for_dropouts = lb.assign_delay_ms;
             s.guardian.assign_secondary_black_list = lb.black_list_nodes.clone();
         }
+        // Config flags changed through /updateConfig (where the server loaded them).
+        let f = crate::flags::flags();
+        if !crate::flags::loaded() {
+            return Some(s);
+        }
+        if let Some(v) = f.bool("balance_cluster") {
+            s.opts.balancer.balance_cluster = v;
+        }
+        if let Some(v) = f.u64("balance_op_count_per_round") {
+            s.opts.balancer.balance_op_count_per_round = v as usize;
+        }
+        if let Some(v) = f.i64("min_allowed_replica_count") {
+            s.opts.min_allowed_replica_count = v as i32;
+        }
+        if let Some(v) = f.i64("max_allowed_replica_count") {
+            s.opts.max_allowed_replica_count = v as i32;
+        }
+        if let Some(v) = f.u64("max_reserved_dropped_replicas") {
+            s.guardian.max_reserved_dropped_replicas = v as u32;
+        }
+        if let Some(v) = f.u64("min_live_node_count_for_unfreeze") {
+            s.opts.min_live_node_count_for_unfreeze = v as usize;
+        }
         Some(s)
     }
 

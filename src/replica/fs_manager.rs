@@ -129,6 +129,8 @@ impl FsManager {
     /// Measures every disk's space and sets its status (space insufficient below the ratio,
     /// normal again above; an IO error stays).
     pub fn update_disk_stat(&self) {
+        let min_ratio =
+            crate::flags::i64_or("disk_min_available_space_ratio", self.min_available_ratio);
         let Ok(mut dirs) = self.dirs.write() else {
             return;
         };
@@ -153,7 +155,7 @@ impl FsManager {
                 } else {
                     0
                 };
-                d.status = if ratio < self.min_available_ratio {
+                d.status = if ratio < min_ratio {
                     DiskStatus::SPACE_INSUFFICIENT
                 } else {
                     DiskStatus::NORMAL
@@ -286,6 +288,84 @@ impl FsManager {
     }
 }
 
+impl FsManager {
+    /// Removes replica folders set aside longer ago than their keep time (`[replication]
+    /// gc_disk_*_interval_seconds`): `.err` (corrupt) and `.gar` (garbage) from the time in
+    /// their name, else their modification time; `.tmp` and `.ori` (disk migration) from their
+    /// modification time. `.bak` folders are never removed. Returns what was removed.
+    pub fn clean(&self, now: std::time::SystemTime) -> Vec<PathBuf> {
+        let keep = |flag: &str, default: i64| crate::flags::i64_or(flag, default).max(0) as u64;
+        let mut removed = Vec::new();
+        for d in self.dirs() {
+            if d.status == DiskStatus::IO_ERROR {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&d.dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let (secs, named) = if name.ends_with(".err") {
+                    (
+                        keep("gc_disk_error_replica_interval_seconds", 604_800),
+                        true,
+                    )
+                } else if name.ends_with(".gar") {
+                    (
+                        keep("gc_disk_garbage_replica_interval_seconds", 86_400),
+                        true,
+                    )
+                } else if name.ends_with(".tmp") {
+                    (
+                        keep("gc_disk_migration_tmp_replica_interval_seconds", 86_400),
+                        false,
+                    )
+                } else if name.ends_with(".ori") {
+                    (
+                        keep("gc_disk_migration_origin_replica_interval_seconds", 604_800),
+                        false,
+                    )
+                } else {
+                    continue;
+                };
+                let base = named
+                    .then(|| time_in_name(&name))
+                    .flatten()
+                    .or_else(|| e.metadata().ok()?.modified().ok());
+                let Some(base) = base else { continue };
+                if base + std::time::Duration::from_secs(secs) > now {
+                    continue;
+                }
+                let path = e.path();
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {
+                        log::info!("removed {} (kept {secs} s)", path.display());
+                        removed.push(path);
+                    }
+                    Err(err) => log::warn!("cannot remove {}: {err}", path.display()),
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// The time in a set-aside folder's name (`<gpid>.<type>.<us>.<suffix>`, at least 16 digits
+/// of microseconds after 2010).
+fn time_in_name(name: &str) -> Option<std::time::SystemTime> {
+    let mut parts = name.rsplit('.');
+    parts.next()?;
+    let us = parts.next()?;
+    if us.len() < 16 || !us.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let us: u64 = us.parse().ok()?;
+    if us <= 1_262_304_000_000_000 {
+        return None;
+    }
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_micros(us))
+}
+
 /// Creates `dir` and checks that a file can be written and read back in it.
 fn check_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -377,5 +457,49 @@ mod tests {
         assert!(d.join("replica/reps").is_dir());
         assert_eq!(fs.dirs().len(), 3);
         assert!(fs.dir_of("d").unwrap().capacity_mb > 0);
+    }
+
+    #[test]
+    fn set_aside_folders_are_removed_after_their_keep_time() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a/replica/reps");
+        let fs = FsManager::new(vec![("a".into(), a.clone())], 0);
+        fs.initialize().unwrap();
+        let old_us = 1_600_000_000_000_000u64; // 2020: long past every keep time
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        for n in [
+            format!("1.0.pegasus.{old_us}.err"),
+            format!("1.1.pegasus.{now_us}.err"),
+            format!("1.2.pegasus.{old_us}.gar"),
+            "1.3.pegasus.disk.migrate.ori".to_string(),
+            "1.4.pegasus.bak".to_string(),
+            "1.5.pegasus".to_string(),
+        ] {
+            std::fs::create_dir_all(a.join(n)).unwrap();
+        }
+        let removed = fs.clean(std::time::SystemTime::now());
+        let names: Vec<String> = removed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names
+            .iter()
+            .any(|n| n.ends_with(".err") && n.contains(&old_us.to_string())));
+        assert!(names.iter().any(|n| n.ends_with(".gar")));
+        // A recent .err, a fresh .ori (7 days by default), .bak and live replicas stay.
+        assert!(a.join("1.3.pegasus.disk.migrate.ori").is_dir());
+        assert!(a.join("1.4.pegasus.bak").is_dir());
+        assert!(a.join("1.5.pegasus").is_dir());
+        // Far in the future the .ori goes too, by its modification time.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(8 * 86_400);
+        let removed = fs.clean(later);
+        assert!(removed
+            .iter()
+            .any(|p| p.ends_with("1.3.pegasus.disk.migrate.ori")));
+        assert!(a.join("1.5.pegasus").is_dir() && a.join("1.4.pegasus.bak").is_dir());
     }
 }

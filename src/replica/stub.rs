@@ -484,7 +484,13 @@ impl Transport for Net {
         dst: PathBuf,
     ) -> tokio::task::JoinHandle<Result<(), String>> {
         let client = self.peer(from);
-        let (block, rate) = (self.block_bytes, self.copy_rate);
+        let mb = crate::flags::i64_or("max_copy_rate_megabytes_per_disk", -1);
+        let rate = if mb >= 0 {
+            (mb as u64) << 20
+        } else {
+            self.copy_rate
+        };
+        let block = self.block_bytes;
         tokio::spawn(async move {
             let client = client.ok_or("learnee has no address")?;
             super::nfs::copy_remote_files(&client, &dir, &files, &dst, block, rate)
@@ -777,6 +783,24 @@ impl ReplicaStub {
     }
 
     /// Starts the beacon and config-sync loop toward the meta servers.
+    /// Every `disk_stat_interval_seconds`: disk space and status, and the cleanup of replica
+    /// folders left aside (`.err`, `.gar`, `.tmp`, `.ori`) once their keep time is over.
+    pub fn start_disk_tasks(self: &Arc<Self>) {
+        let stub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let secs = crate::flags::i64_or("disk_stat_interval_seconds", 600).max(1);
+                tokio::time::sleep(Duration::from_secs(secs as u64)).await;
+                let s = stub.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    s.fs.update_disk_stat();
+                    s.fs.clean(std::time::SystemTime::now());
+                })
+                .await;
+            }
+        });
+    }
+
     pub fn start_meta_tasks(self: &Arc<Self>) {
         let stub = self.clone();
         tokio::spawn(async move { stub.meta_loop().await });
@@ -853,18 +877,17 @@ impl ReplicaStub {
                     r.send(Input::MetaDisconnected);
                 }
             }
+            let sync_every = Duration::from_millis(crate::flags::i64_or(
+                "config_sync_interval_ms",
+                self.opts.config_sync_interval.as_millis() as i64,
+            ) as u64);
             if self.meta_connected.load(Ordering::SeqCst)
-                && now - last_sync_ms >= self.opts.config_sync_interval.as_millis() as i64
+                && now - last_sync_ms >= sync_every.as_millis() as i64
                 && self.config_sync(&client).await
             {
                 last_sync_ms = now;
             }
-            tokio::time::sleep(
-                self.opts
-                    .beacon_interval
-                    .min(self.opts.config_sync_interval),
-            )
-            .await;
+            tokio::time::sleep(self.opts.beacon_interval.min(sync_every)).await;
         }
     }
 

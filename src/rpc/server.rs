@@ -387,6 +387,7 @@ async fn serve_http<H: Handler>(
     let reason = match reply.status {
         200 => "OK",
         307 => "Temporary Redirect",
+        400 => "Bad Request",
         404 => "Not Found",
         503 => "Service Unavailable",
         _ => "Error",
