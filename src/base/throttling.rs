@@ -150,6 +150,81 @@ impl Controller {
     }
 }
 
+/// `replica.read_throttling_by_size` as upstream applies it: a token bucket of bytes read,
+/// filled at the reject units (per partition) every second; a read finding it empty is
+/// refused at once (ERR_BUSY), and what each read returns is taken from it afterwards. The
+/// delay part of the grammar is not used (upstream's reads are never delayed by size).
+#[derive(Debug, Clone, Default)]
+pub struct SizeBucket {
+    env: Option<(String, i32)>,
+    rate: u64,
+    tokens: f64,
+    last_us: u64,
+}
+
+impl SizeBucket {
+    /// Follows the env's value for a table of `partition_count` partitions.
+    pub fn update(&mut self, value: Option<&str>, partition_count: i32) {
+        let pc = partition_count.max(1) as u64;
+        let Some(v) = value else {
+            *self = SizeBucket::default();
+            return;
+        };
+        if self
+            .env
+            .as_ref()
+            .is_some_and(|(e, p)| e == v && *p as u64 == pc)
+        {
+            return;
+        }
+        let reject = parse_throttling(v)
+            .ok()
+            .and_then(|items| items.into_iter().find(|(_, reject, _)| *reject));
+        *self = match reject {
+            Some((units, _, _)) if units > 0 => {
+                let rate = units / pc + 1;
+                SizeBucket {
+                    env: Some((v.to_string(), pc as i32)),
+                    rate,
+                    tokens: rate as f64,
+                    last_us: 0,
+                }
+            }
+            _ => SizeBucket::default(),
+        };
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.env.is_some()
+    }
+
+    fn refill(&mut self, now_us: u64) {
+        if self.last_us != 0 && now_us > self.last_us {
+            let add = self.rate as f64 * (now_us - self.last_us) as f64 / 1e6;
+            self.tokens = (self.tokens + add).min(self.rate as f64);
+        }
+        self.last_us = now_us;
+    }
+
+    /// Whether a read may run now.
+    pub fn allow(&mut self, now_us: u64) -> bool {
+        if self.env.is_none() {
+            return true;
+        }
+        self.refill(now_us);
+        self.tokens > 0.0
+    }
+
+    /// Takes the bytes a read returned.
+    pub fn consume(&mut self, now_us: u64, bytes: u64) {
+        if self.env.is_none() {
+            return;
+        }
+        self.refill(now_us);
+        self.tokens -= bytes as f64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +285,28 @@ mod tests {
         // a value that does not parse turns it off too
         c.update(Some("junk"), 4);
         assert!(!c.enabled());
+    }
+
+    #[test]
+    fn read_size_bucket_rejects_once_the_bytes_are_spent() {
+        let mut b = SizeBucket::default();
+        assert!(b.allow(1));
+        // 8 partitions sharing 8000 bytes/s: 1001 per partition; the delay part is ignored.
+        b.update(Some("100*delay*10,8000*reject*100"), 8);
+        assert!(b.enabled());
+        let t0 = 1_000_000_000u64;
+        assert!(b.allow(t0));
+        b.consume(t0, 1500);
+        assert!(!b.allow(t0), "the bucket is spent");
+        // Half a second refills about 500 bytes: still short of the 499 owed.
+        assert!(b.allow(t0 + 500_000));
+        b.consume(t0 + 500_000, 2000);
+        assert!(!b.allow(t0 + 600_000));
+        // Delay-only values switch it off.
+        b.update(Some("100*delay*10"), 8);
+        assert!(!b.enabled());
+        assert!(b.allow(t0));
+        b.update(None, 8);
+        assert!(!b.enabled());
     }
 }

@@ -277,6 +277,7 @@ pub struct Throttles {
     write_size: Controller,
     read_qps: Controller,
     backup: Controller,
+    read_size: crate::base::throttling::SizeBucket,
 }
 
 impl Throttles {
@@ -291,6 +292,7 @@ impl Throttles {
             || self.write_size.enabled()
             || self.read_qps.enabled()
             || self.backup.enabled()
+            || self.read_size.enabled()
     }
 
     fn update(&mut self, info: &AppInfo) {
@@ -307,6 +309,8 @@ impl Throttles {
         self.read_qps.update(env("replica.read_throttling"), pc);
         self.backup
             .update(env("replica.backup_request_throttling"), pc);
+        self.read_size
+            .update(env("replica.read_throttling_by_size"), pc);
     }
 }
 
@@ -352,8 +356,57 @@ fn env_u32(info: &AppInfo, key: &str) -> Option<u32> {
 
 fn apply_envs(app: &PartitionApp, info: &AppInfo) {
     let s = &app.db.settings;
+    // As upstream, removing default_ttl leaves the last value in force until a restart.
     if let Some(ttl) = env_u32(info, "default_ttl") {
         s.default_ttl.store(ttl, Ordering::Relaxed);
+    }
+    // Both checkpoint reserve envs, or the server's defaults when one is missing or invalid.
+    let (count, secs) = match (
+        env_u32(info, "rocksdb.checkpoint.reserve_min_count"),
+        env_u32(info, "rocksdb.checkpoint.reserve_time_seconds"),
+    ) {
+        (Some(c), Some(t)) if c > 0 => (c, t),
+        _ => (0, 0),
+    };
+    s.checkpoint_reserve_min_count
+        .store(count, Ordering::Relaxed);
+    s.checkpoint_reserve_time_seconds
+        .store(secs, Ordering::Relaxed);
+    // replica.slow_query_threshold in ms (absent or invalid: the default).
+    let slow_ms = info
+        .envs
+        .as_ref()
+        .and_then(|e| e.get("replica.slow_query_threshold"))
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(0);
+    s.slow_query_threshold_ns
+        .store(slow_ms.saturating_mul(1_000_000), Ordering::Relaxed);
+    // rocksdb.usage_scenario (absent: normal), switched at run time when it changes.
+    let scenario = info
+        .envs
+        .as_ref()
+        .and_then(|e| e.get("rocksdb.usage_scenario"))
+        .map(String::as_str)
+        .unwrap_or("normal");
+    if matches!(scenario, "normal" | "prefer_write" | "bulk_load")
+        && (!s.scenario_applied.load(Ordering::Relaxed)
+            || app.db.usage_scenario().as_deref() != Some(scenario))
+    {
+        let before = app.db.usage_scenario().unwrap_or_default();
+        match app.db.set_usage_scenario(scenario) {
+            Ok(()) => {
+                s.scenario_applied.store(true, Ordering::Relaxed);
+                log::info!(
+                    "{}: usage scenario set from {before:?} to {scenario:?}",
+                    app.db.path().display()
+                )
+            }
+            Err(e) => log::warn!(
+                "{}: cannot set usage scenario {scenario:?}: {e}",
+                app.db.path().display()
+            ),
+        }
     }
     let validate = info
         .envs
@@ -630,12 +683,25 @@ impl Replica {
         let Ok(mut t) = self.throttles.lock() else {
             return Throttle::Pass;
         };
+        if !t.read_size.allow(value_schema::now_us()) {
+            return Throttle::Reject(0);
+        }
         let c = if backup {
             &mut t.backup
         } else {
             &mut t.read_qps
         };
         c.control(now_s(), 1, i64::from(client_timeout_ms))
+    }
+
+    /// A served read: its reply's bytes are taken from the read-size bucket.
+    pub fn read_served(&self, bytes: usize) {
+        if !self.throttled.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut t) = self.throttles.lock() {
+            t.read_size.consume(value_schema::now_us(), bytes as u64);
+        }
     }
 
     /// The client requests the table envs deny here (DENY_* bits; 0 when none).
@@ -1599,7 +1665,16 @@ impl Owner {
         let data_dir = self.r.dir.join("data");
         match app.db.checkpoint(&data_dir) {
             Ok((decree, dir)) => {
-                let _ = PegasusDb::gc_checkpoints(&data_dir, 2, CHECKPOINT_RESERVE);
+                let st = &app.db.settings;
+                let keep = match st.checkpoint_reserve_min_count.load(Ordering::Relaxed) {
+                    0 => 2,
+                    n => n as usize,
+                };
+                let reserve = match st.checkpoint_reserve_time_seconds.load(Ordering::Relaxed) {
+                    0 => CHECKPOINT_RESERVE,
+                    n => std::time::Duration::from_secs(u64::from(n)),
+                };
+                let _ = PegasusDb::gc_checkpoints(&data_dir, keep, reserve);
                 match PegasusDb::list_files_recursive(&dir) {
                     Ok(files) => LearnAnswer::App {
                         learnee: core.me,

@@ -1222,6 +1222,7 @@ impl ReplicaStub {
         let lane = r.clone();
         r.read(Box::new(move || {
             if let Some(reply) = stub.serve_read(&lane, &req) {
+                lane.read_served(reply.value.as_ref().map(|v| v.bytes.len()).unwrap_or(0));
                 sink.send(reply);
             }
         }));

@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Reads slower than this are logged when the table sets no `replica.slow_query_threshold`
+/// (upstream's `rocksdb_slow_query_threshold_ns` default).
+const DEFAULT_SLOW_QUERY_THRESHOLD_NS: u64 = 100_000_000;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -691,7 +695,46 @@ impl PartitionApp {
 
     // ---- reads -------------------------------------------------------------------------
 
+    /// Logs a read slower than the table's `replica.slow_query_threshold` (100 ms when not
+    /// set), as upstream logs its abnormal reads.
+    fn note_slow(&self, op: &str, started: std::time::Instant, detail: impl FnOnce() -> String) {
+        let elapsed = started.elapsed().as_nanos() as u64;
+        let threshold = match self
+            .db
+            .settings
+            .slow_query_threshold_ns
+            .load(Ordering::Relaxed)
+        {
+            0 => DEFAULT_SLOW_QUERY_THRESHOLD_NS,
+            t => t,
+        };
+        if elapsed >= threshold {
+            log::warn!(
+                "{}.{}: slow {op} ({} ns, threshold {threshold} ns): {}",
+                self.app_id,
+                self.partition_index,
+                elapsed,
+                detail()
+            );
+        }
+    }
+
     pub fn on_get(&self, key: &Blob) -> ReadResponse {
+        let started = std::time::Instant::now();
+        let resp = self.get_inner(key);
+        self.note_slow("get", started, || {
+            let (hk, sk) = key_schema::decode(&key.0).unwrap_or_default();
+            format!(
+                "hash_key={}, sort_key={}, error={:?}",
+                String::from_utf8_lossy(&hk),
+                String::from_utf8_lossy(&sk),
+                resp.error
+            )
+        });
+        resp
+    }
+
+    fn get_inner(&self, key: &Blob) -> ReadResponse {
         let mut resp = ReadResponse {
             error: Some(rs::OK),
             value: blob(Vec::new()),
@@ -767,6 +810,20 @@ impl PartitionApp {
     }
 
     pub fn on_batch_get(&self, req: &BatchGetRequest) -> BatchGetResponse {
+        let started = std::time::Instant::now();
+        let resp = self.batch_get_inner(req);
+        self.note_slow("batch_get", started, || {
+            format!(
+                "{} keys, {} returned, error={:?}",
+                req.keys.as_ref().map(|k| k.len()).unwrap_or(0),
+                resp.data.as_ref().map(|d| d.len()).unwrap_or(0),
+                resp.error
+            )
+        });
+        resp
+    }
+
+    fn batch_get_inner(&self, req: &BatchGetRequest) -> BatchGetResponse {
         let mut resp = BatchGetResponse {
             error: Some(rs::OK),
             data: Some(Vec::new()),
@@ -801,6 +858,20 @@ impl PartitionApp {
     }
 
     pub fn on_multi_get(&self, req: &MultiGetRequest) -> MultiGetResponse {
+        let started = std::time::Instant::now();
+        let resp = self.multi_get_inner(req);
+        self.note_slow("multi_get", started, || {
+            format!(
+                "hash_key={}, {} kvs returned, error={:?}",
+                String::from_utf8_lossy(req.hash_key.as_ref().map(|b| &b.0[..]).unwrap_or(b"")),
+                resp.kvs.as_ref().map(|k| k.len()).unwrap_or(0),
+                resp.error
+            )
+        });
+        resp
+    }
+
+    fn multi_get_inner(&self, req: &MultiGetRequest) -> MultiGetResponse {
         let mut resp = MultiGetResponse {
             error: Some(rs::OK),
             kvs: Some(Vec::new()),

@@ -3,6 +3,7 @@
 //! extractor, and the `KeyWithTTLCompactionFilter` that drops expired records; checkpoints
 //! (`checkpoint.<decree>` dirs), their GC, and installing a learned checkpoint.
 
+use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -89,6 +90,15 @@ pub struct TtlSettings {
     pub partition_version: AtomicI64,
     pub partition_index: AtomicI64,
     pub validate_partition_hash: std::sync::atomic::AtomicBool,
+    /// `rocksdb.checkpoint.reserve_min_count` / `reserve_time_seconds` of the table envs
+    /// (0: the server's default).
+    pub checkpoint_reserve_min_count: AtomicU32,
+    pub checkpoint_reserve_time_seconds: AtomicU32,
+    /// Whether the usage scenario's options were applied since the database opened (it
+    /// opens with the base options).
+    pub scenario_applied: std::sync::atomic::AtomicBool,
+    /// `replica.slow_query_threshold` in ns (0: the default).
+    pub slow_query_threshold_ns: std::sync::atomic::AtomicU64,
 }
 
 fn hashkey_transform(key: &[u8]) -> &[u8] {
@@ -186,6 +196,13 @@ pub struct PegasusDb {
     pub settings: Arc<TtlSettings>,
 }
 
+/// The meta key of the usage scenario.
+const USAGE_SCENARIO_KEY: &str = "rocksdb.usage_scenario";
+const BASE_WRITE_BUFFER: u64 = 64 << 20;
+const BASE_TARGET_FILE_SIZE: u64 = 64 << 20;
+const BASE_MAX_BYTES_FOR_LEVEL_BASE: u64 = 640 << 20;
+const BASE_L0_TRIGGER: u64 = 4;
+
 fn base_cf_options() -> Options {
     let mut o = Options::default();
     let mut t = BlockBasedOptions::default();
@@ -193,9 +210,9 @@ fn base_cf_options() -> Options {
     t.set_format_version(2);
     o.set_block_based_table_factory(&t);
     o.set_num_levels(6);
-    o.set_write_buffer_size(64 << 20);
-    o.set_target_file_size_base(64 << 20);
-    o.set_max_bytes_for_level_base(640 << 20);
+    o.set_write_buffer_size(BASE_WRITE_BUFFER as usize);
+    o.set_target_file_size_base(BASE_TARGET_FILE_SIZE);
+    o.set_max_bytes_for_level_base(BASE_MAX_BYTES_FOR_LEVEL_BASE);
     o
 }
 
@@ -467,6 +484,91 @@ impl PegasusDb {
         Ok(finish)
     }
 
+    /// The usage scenario the database was last set to (`rocksdb.usage_scenario` in the meta
+    /// column family); `None` when never set.
+    pub fn usage_scenario(&self) -> Option<String> {
+        let cf = self.meta_cf().ok()?;
+        let v = self.db.get_cf(cf, USAGE_SCENARIO_KEY).ok()??;
+        String::from_utf8(v).ok()
+    }
+
+    /// Switches the data column family to a usage scenario as upstream does, at run time:
+    /// `normal` (write buffer near the base size), `prefer_write` (a larger write buffer and
+    /// a level-0 trigger to match) or `bulk_load` (no automatic compaction, no write stalls,
+    /// a write buffer about four times the base); every other option of the set goes back
+    /// to its base value. The scenario is kept in the meta column family.
+    pub fn set_usage_scenario(&self, scenario: &str) -> Result<()> {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let mut nearby = |x: u64| -> u64 { rng.gen_range(x * 3 / 4..=x * 5 / 4) };
+        // The base values: what the data column family is opened with.
+        let mut opts: BTreeMap<&str, String> = [
+            (
+                "level0_file_num_compaction_trigger",
+                BASE_L0_TRIGGER.to_string(),
+            ),
+            ("level0_slowdown_writes_trigger", "20".to_string()),
+            ("level0_stop_writes_trigger", "36".to_string()),
+            (
+                "soft_pending_compaction_bytes_limit",
+                (64u64 << 30).to_string(),
+            ),
+            (
+                "hard_pending_compaction_bytes_limit",
+                (256u64 << 30).to_string(),
+            ),
+            ("disable_auto_compactions", "false".to_string()),
+            (
+                "max_compaction_bytes",
+                (25 * BASE_TARGET_FILE_SIZE).to_string(),
+            ),
+            ("write_buffer_size", BASE_WRITE_BUFFER.to_string()),
+            ("max_write_buffer_number", "2".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        match scenario {
+            "normal" => {
+                opts.insert("write_buffer_size", nearby(BASE_WRITE_BUFFER).to_string());
+            }
+            "prefer_write" => {
+                let wbs = rand::thread_rng().gen_range(BASE_WRITE_BUFFER..=2 * BASE_WRITE_BUFFER);
+                let trigger = (nearby(BASE_MAX_BYTES_FOR_LEVEL_BASE) / wbs).max(BASE_L0_TRIGGER);
+                opts.insert("write_buffer_size", wbs.to_string());
+                opts.insert("level0_file_num_compaction_trigger", trigger.to_string());
+            }
+            "bulk_load" => {
+                for k in [
+                    "level0_file_num_compaction_trigger",
+                    "level0_slowdown_writes_trigger",
+                    "level0_stop_writes_trigger",
+                ] {
+                    opts.insert(k, "1000000000".to_string());
+                }
+                opts.insert("soft_pending_compaction_bytes_limit", "0".to_string());
+                opts.insert("hard_pending_compaction_bytes_limit", "0".to_string());
+                opts.insert("disable_auto_compactions", "true".to_string());
+                opts.insert("max_compaction_bytes", (1u64 << 60).to_string());
+                opts.insert(
+                    "write_buffer_size",
+                    nearby(4 * BASE_WRITE_BUFFER).to_string(),
+                );
+                opts.insert("max_write_buffer_number", "6".to_string());
+            }
+            other => return Err(corrupt(format!("invalid usage scenario: {other}"))),
+        }
+        let data = self
+            .db
+            .cf_handle("default")
+            .ok_or_else(|| corrupt("default column family missing"))?;
+        let pairs: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.db.set_options_cf(data, &pairs)?;
+        let cf = self.meta_cf()?;
+        self.db
+            .put_cf_opt(cf, USAGE_SCENARIO_KEY, scenario, &self.write_options())?;
+        Ok(())
+    }
+
     /// Runs a full manual compaction of the data column family.
     pub fn compact_all(&self) -> Result<()> {
         self.db.compact_range::<&[u8], &[u8]>(None, None);
@@ -707,6 +809,41 @@ mod tests {
         assert_eq!((exp, data.as_slice()), (0, &b"value"[..]));
         // The empty put record is stored under the empty key.
         assert!(db.get_raw(b"").unwrap().is_some());
+    }
+
+    #[test]
+    fn usage_scenarios_change_the_live_options_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        assert_eq!(db.usage_scenario(), None);
+        let latest_options = || {
+            let mut files: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("OPTIONS-")
+                })
+                .collect();
+            files.sort();
+            std::fs::read_to_string(files.last().unwrap()).unwrap()
+        };
+        db.set_usage_scenario("bulk_load").unwrap();
+        assert_eq!(db.usage_scenario().as_deref(), Some("bulk_load"));
+        let o = latest_options();
+        assert!(o.contains("disable_auto_compactions=true"), "{o}");
+        assert!(o.contains("level0_stop_writes_trigger=1000000000"));
+        db.set_usage_scenario("normal").unwrap();
+        let o = latest_options();
+        assert!(o.contains("disable_auto_compactions=false"));
+        assert!(o.contains("level0_file_num_compaction_trigger=4"));
+        db.set_usage_scenario("prefer_write").unwrap();
+        assert_eq!(db.usage_scenario().as_deref(), Some("prefer_write"));
+        assert!(db.set_usage_scenario("fast").is_err());
+        assert_eq!(db.usage_scenario().as_deref(), Some("prefer_write"));
     }
 
     #[test]
