@@ -284,6 +284,62 @@ def test_throttling_envs_reject_and_delay(cluster, admin):
         c.close()
 
 
+def latest_rocksdb_options(cluster, app_id):
+    """The latest OPTIONS file text of every replica of table app_id in the session onebox."""
+    import glob
+    out = []
+    for rdb in glob.glob(os.path.join(cluster.onebox_dir, "replica*", "data", "replica", "reps",
+                                      "%d.*.pegasus" % app_id, "data", "rdb")):
+        files = sorted(glob.glob(os.path.join(rdb, "OPTIONS-*")))
+        if files:
+            with open(files[-1]) as f:
+                out.append(f.read())
+    return out
+
+
+def test_usage_scenario_and_read_size_throttling(cluster, admin):
+    name = new_table(admin, "scenario")
+    use = "use %s" % name
+    app_id = table_id(admin, name)
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60, timeout_ms=2000)
+    try:
+        big = "x" * 20000
+        assert c.set("hk", "big", big) == (OK, None)
+        # bulk_load: the replicas' data column family stops compacting and stalling writes
+        out = admin(use, "table-env set rocksdb.usage_scenario bulk_load")
+        assert "error" not in out.lower(), out
+
+        def scenario(flag):
+            opts = latest_rocksdb_options(cluster, app_id)
+            return len(opts) == 4 * 3 and all(
+                ("disable_auto_compactions=%s" % flag) in o for o in opts)
+        wait_for("every replica to switch to bulk_load", lambda: scenario("true"))
+        out = admin(use, "table-env delete rocksdb.usage_scenario")
+        assert "error" not in out.lower(), out
+        wait_for("every replica to go back to normal", lambda: scenario("false"))
+        assert c.get("hk", "big") == (OK, big.encode())
+
+        # read_throttling_by_size: 1000 bytes a second over 4 partitions; a 20 KB read
+        # spends the partition's budget, so the reads right after it are refused
+        out = admin(use, "table-env set replica.read_throttling_by_size 1000*reject*0",
+                    "table-env set replica.slow_query_threshold 20")
+        assert "error" not in out.lower(), out
+
+        def reads_refused():
+            res = [c.get("hk", "big") for _ in range(5)]
+            return any(r == (OK, big.encode()) for r in res) and any(
+                r != (OK, big.encode()) for r in res)
+        wait_for("big reads to be refused past the byte budget", reads_refused)
+        out = admin(use, "table-env delete replica.read_throttling_by_size")
+        assert "error" not in out.lower(), out
+
+        def free():
+            return all(c.get("hk", "big") == (OK, big.encode()) for _ in range(5))
+        wait_for("read-size throttling to end", free)
+    finally:
+        c.close()
+
+
 def test_server_config_list_get_set(cluster, admin):
     out = admin("server-config meta list", "server-config replica list")
     assert "[meta_server] min_allowed_replica_count=1" in out, out
