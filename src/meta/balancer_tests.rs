@@ -96,21 +96,29 @@ fn spread(v: &[i64]) -> i64 {
     v.iter().max().unwrap() - v.iter().min().unwrap()
 }
 
+/// One balancer round over `apps` on `nodes`.
+fn round(
+    apps: &BTreeMap<i32, AppState>,
+    nodes: &[RpcAddress],
+    opts: &BalancerOptions,
+    checker: bool,
+) -> MigrationList {
+    let view = View {
+        apps,
+        nodes: nodes.to_vec(),
+        disk_tag: &tags,
+    };
+    balance(&view, opts, checker)
+}
+
 /// Runs rounds until the balancer proposes nothing; returns (rounds, operations).
 fn run_to_balance(apps: &mut BTreeMap<i32, AppState>, nodes: &[RpcAddress]) -> (usize, usize) {
     let opts = BalancerOptions::default();
     let mut ops = 0;
-    for round in 0..100 {
-        let list = {
-            let view = View {
-                apps,
-                nodes: nodes.to_vec(),
-                disk_tag: &tags,
-            };
-            balance(&view, &opts, false)
-        };
+    for n in 0..100 {
+        let list = round(apps, nodes, &opts, false);
         if list.is_empty() {
-            return (round, ops);
+            return (n, ops);
         }
         ops += list.len();
         for ((id, i), op) in &list {
@@ -152,14 +160,7 @@ fn primaries_move_by_role_switch_when_secondaries_allow() {
     let layout: Vec<(u16, &[u16])> = (0..6).map(|_| (1u16, &[2u16, 3][..])).collect();
     let mut apps = BTreeMap::from([(1, app(1, &layout))]);
     let nodes = [node(1), node(2), node(3)];
-    let list = {
-        let view = View {
-            apps: &apps,
-            nodes: nodes.to_vec(),
-            disk_tag: &tags,
-        };
-        balance(&view, &BalancerOptions::default(), false)
-    };
+    let list = round(&apps, &nodes, &BalancerOptions::default(), false);
     assert!(!list.is_empty());
     assert!(list
         .values()
@@ -186,14 +187,7 @@ fn a_new_node_receives_primaries_then_replicas() {
     ];
     let mut apps = BTreeMap::from([(1, app(1, &layout))]);
     let nodes = [node(1), node(2), node(3), node(4)];
-    let first = {
-        let view = View {
-            apps: &apps,
-            nodes: nodes.to_vec(),
-            disk_tag: &tags,
-        };
-        balance(&view, &BalancerOptions::default(), false)
-    };
+    let first = round(&apps, &nodes, &BalancerOptions::default(), false);
     // Node 4 holds nothing, so no role switch reaches it: primaries are copied first.
     assert!(first
         .values()
@@ -278,14 +272,7 @@ fn the_cluster_policy_evens_out_what_each_table_leaves() {
     let layout: Vec<(u16, &[u16])> = vec![(1, &[2, 3]), (2, &[1, 4])];
     let mut apps: BTreeMap<i32, AppState> = (1..=4).map(|id| (id, app(id, &layout))).collect();
     let nodes = [node(1), node(2), node(3), node(4)];
-    let per_table = {
-        let view = View {
-            apps: &apps,
-            nodes: nodes.to_vec(),
-            disk_tag: &tags,
-        };
-        balance(&view, &BalancerOptions::default(), false)
-    };
+    let per_table = round(&apps, &nodes, &BalancerOptions::default(), false);
     assert!(
         per_table.is_empty(),
         "each table is balanced on its own: {per_table:?}"
@@ -297,16 +284,9 @@ fn the_cluster_policy_evens_out_what_each_table_leaves() {
     };
     let mut rounds = 0;
     loop {
-        let list = {
-            let view = View {
-                apps: &apps,
-                nodes: nodes.to_vec(),
-                disk_tag: &tags,
-            };
-            // The cluster policy never counts (as upstream).
-            assert!(balance(&view, &opts, true).is_empty());
-            balance(&view, &opts, false)
-        };
+        // The cluster policy never counts (as upstream).
+        assert!(round(&apps, &nodes, &opts, true).is_empty());
+        let list = round(&apps, &nodes, &opts, false);
         if list.is_empty() {
             break;
         }

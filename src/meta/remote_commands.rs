@@ -54,14 +54,17 @@ fn error(msg: &str) -> String {
     pretty(json!({ "error": msg }))
 }
 
+/// `{"error": "ok", "<name>": value}`.
+fn ok_with(name: &str, value: Value) -> String {
+    let mut m = Map::new();
+    m.insert("error".into(), "ok".into());
+    m.insert(name.into(), value);
+    pretty(Value::Object(m))
+}
+
 fn bool_command(name: &str, var: &mut bool, args: &[String]) -> String {
     match args {
-        [] => {
-            let mut m = Map::new();
-            m.insert("error".into(), "ok".into());
-            m.insert(name.into(), var.to_string().into());
-            pretty(Value::Object(m))
-        }
+        [] => ok_with(name, var.to_string().into()),
         [a] => match a.to_ascii_lowercase().as_str() {
             "true" => {
                 *var = true;
@@ -85,18 +88,10 @@ fn int_command(
     valid: impl Fn(i64) -> bool,
 ) -> String {
     match args {
-        [] => {
-            let mut m = Map::new();
-            m.insert("error".into(), "ok".into());
-            m.insert(name.into(), var.to_string().into());
-            pretty(Value::Object(m))
-        }
+        [] => ok_with(name, var.to_string().into()),
         [a] if a.eq_ignore_ascii_case("DEFAULT") => {
             *var = default;
-            let mut m = Map::new();
-            m.insert("error".into(), "ok".into());
-            m.insert(name.into(), default.into());
-            pretty(Value::Object(m))
+            ok_with(name, default.into())
         }
         [a] => match a.parse::<i64>() {
             Ok(v) if valid(v) => {

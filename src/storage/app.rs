@@ -726,8 +726,8 @@ impl PartitionApp {
             let (hk, sk) = key_schema::decode(&key.0).unwrap_or_default();
             format!(
                 "hash_key={}, sort_key={}, error={:?}",
-                String::from_utf8_lossy(&hk),
-                String::from_utf8_lossy(&sk),
+                String::from_utf8_lossy(hk),
+                String::from_utf8_lossy(sk),
                 resp.error
             )
         });
