@@ -1,5 +1,5 @@
 # Scaling a cluster with the shared, unmodified admin-cli on a private onebox (1 meta + 3
-# replica servers, ports 26600/26800), under pypegasus3 writers throughout:
+# replica servers, ports 24600/24800), under pypegasus3 writers throughout:
 # - scale out: a 4th replica server joins with the meta lively; the balancer moves primaries and
 #   copies replicas until every node holds the same numbers within one (time and bytes copied
 #   reported);
@@ -23,8 +23,8 @@ import pgharness
 
 pytestmark = pytest.mark.restart  # a cluster of its own; sorted with the restarting tests
 
-META_PORT_BASE = 26600
-REPLICA_PORT_BASE = 26800
+META_PORT_BASE = 24600
+REPLICA_PORT_BASE = 24800
 TABLE = "temp"
 PARTITIONS = 8
 N_WRITERS = 4

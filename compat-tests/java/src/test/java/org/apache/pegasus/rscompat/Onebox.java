@@ -21,8 +21,8 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 public final class Onebox implements ExtensionContext.Store.CloseableResource {
-  // Ports of this suite; the Go suite uses 25600/25800, the Python suites 26600/26800,
-  // 27600/27800 and 28600/28800 with ZooKeeper on 23181.
+  // Ports of this suite; the Go suite uses 25600/25800, the Python suites 24600/24800, 26600/26800,
+  // 27600/27800, 28600/28800 with ZooKeeper on 23181, and 29600/29800.
   public static final int META_PORT_BASE = 27100;
   public static final int REPLICA_PORT_BASE = 27200;
   public static final int ZK_PORT = 27300;
