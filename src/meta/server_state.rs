@@ -609,6 +609,12 @@ impl ServerState {
             p.partition_flags = Some(p.partition_flags.unwrap_or(0) | PARTITION_FLAG_DROPPED);
             self.update_partition(p)?;
         }
+        // What the replicas reported of the table and its queued proposals are void now (the
+        // drop history stays: a recall reassigns the partitions from it).
+        self.lb_actions.retain(|(a, _), _| *a != app_id);
+        self.disk_tags.retain(|(a, _, _), _| *a != app_id);
+        self.compact_status.retain(|(a, _, _), _| *a != app_id);
+        self.dead_reasons.retain(|(a, _), _| *a != app_id);
         Ok(())
     }
 
@@ -1705,8 +1711,11 @@ mod tests {
         let id = s
             .create_app("t", "pegasus", 2, 1, true, BTreeMap::new(), 2)
             .unwrap();
+        s.lb_actions.insert((id, 0), VecDeque::new());
+        s.disk_tags.insert((id, 1, 7), "ssd".into());
         s.drop_app(id, None).unwrap();
         assert!(s.app_by_name("t").is_none());
+        assert!(s.lb_actions.is_empty() && s.disk_tags.is_empty());
         let id2 = s
             .create_app("t", "pegasus", 2, 1, true, BTreeMap::new(), 2)
             .unwrap();
