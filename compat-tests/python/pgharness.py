@@ -407,11 +407,12 @@ class Writer(threading.Thread):
     acknowledged only when the client returned (OK, None); everything sent is 'attempted'."""
 
     def __init__(self, idx, metas, prefix, stop, successes, lock, table="temp",
-                 hashes=32, timeout_ms=3000, tag=None):
+                 hashes=32, timeout_ms=3000, tag=None, pad=0):
         super().__init__(name="writer-%d" % idx, daemon=True)
         self.idx, self.metas, self.prefix, self.stop = idx, metas, prefix, stop
         self.table, self.hashes, self.timeout_ms = table, hashes, timeout_ms
         self.tag = tag or (lambda hk: hk)   # what successes record of a key
+        self.pad = "x" * pad                 # bytes added to every value
         self.successes, self.lock = successes, lock   # shared [(t, tag(hash key))]
         self.acked, self.attempted = {}, {}
         self.errors, self.recreated, self.last_error = 0, 0, None
@@ -439,7 +440,7 @@ class Writer(threading.Thread):
                     continue
             hk = "%s-w%d-h%02d" % (self.prefix, self.idx, i % self.hashes)
             sk = "%08d" % i
-            val = "%d:%d" % (self.idx, i)
+            val = "%d:%d" % (self.idx, i) + (":" + self.pad if self.pad else "")
             self.attempted[(hk, sk)] = val
             try:
                 r = client.set(hk, sk, val)

@@ -15,7 +15,6 @@ import time
 import pytest
 
 import pgharness
-from pgharness import OK, Client
 from test_zy_pacifica import (longest_gap, pidx_of, primaries, read_back, start_writers,
                               stop_writers)
 
@@ -98,51 +97,6 @@ class DCluster(pgharness.PrivateOnebox):
                 self.holder.wait()
 
 
-class BigWriter(threading.Thread):
-    """Writes VALUE_BYTES values under its own hash keys until stopped; records each
-    acknowledged write's time and partition."""
-
-    def __init__(self, idx, metas, prefix, stop, successes, lock):
-        super().__init__(name="big-writer-%d" % idx, daemon=True)
-        self.idx, self.metas, self.prefix, self.stop = idx, metas, prefix, stop
-        self.successes, self.lock = successes, lock
-        self.acked, self.errors, self.last_error = {}, 0, None
-
-    def run(self):
-        client, i, consecutive = None, 0, 0
-        pad = "x" * VALUE_BYTES
-        while not self.stop.is_set():
-            if client is None:
-                try:
-                    client = Client(self.metas, TABLE, 5000)
-                    client.init()
-                except Exception as e:  # noqa: BLE001
-                    self.last_error = repr(e)
-            hk = "%s-w%d-h%02d" % (self.prefix, self.idx, i % 16)
-            sk = "%08d" % i
-            val = "%d:%d:%s" % (self.idx, i, pad)
-            i += 1
-            try:
-                r = client.set(hk, sk, val)
-            except Exception as e:  # noqa: BLE001
-                r = ("exception", type(e).__name__)
-            if r == (OK, None):
-                self.acked[(hk, sk)] = val
-                with self.lock:
-                    self.successes.append((time.time(), pidx_of(hk)))
-                consecutive = 0
-                continue
-            self.errors += 1
-            consecutive += 1
-            self.last_error = r
-            if consecutive % 2 == 0:   # a fresh client re-queries the meta (see test_zy)
-                client.close()
-                client = None
-            time.sleep(0.05)
-        if client is not None:
-            client.close()
-
-
 @pytest.fixture(scope="module")
 def dc(reactor_thread):
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("nsenter") is None:
@@ -180,7 +134,10 @@ def test_full_disk_fails_primaries_over_and_rejoins(dc):
            % ((free - HEADROOM_BYTES) >> 20, dc.free_bytes(3) >> 20))
 
     stop, lock, successes = threading.Event(), threading.Lock(), []
-    ws = [BigWriter(i, dc.metas, "full-%d" % int(time.time()), stop, successes, lock)
+    # 20 KiB values under 16 hash keys per writer
+    ws = [pgharness.Writer(i, dc.metas, "full-%d" % int(time.time()), stop, successes, lock,
+                           table=TABLE, hashes=16, timeout_ms=5000, tag=pidx_of,
+                           pad=VALUE_BYTES)
           for i in range(4)]
     t_fill = time.time()
     for w in ws:
