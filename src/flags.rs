@@ -540,6 +540,12 @@ pub fn flags() -> &'static Flags {
 }
 
 static LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bumped by every load and update, so users re-read the flags only after a change.
+pub fn version() -> u64 {
+    VERSION.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// Whether a server loaded its configuration into the flags (code run inside tests, with
 /// settings of its own, keeps those).
@@ -568,6 +574,7 @@ pub fn load(cfg: &Config) {
             }
         }
     }
+    VERSION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 impl Flags {
@@ -663,6 +670,7 @@ impl Flags {
             log::info!("config [{}] {name} = {v} (was {cur})", f.section);
             *cur = v;
         }
+        VERSION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 }

@@ -126,6 +126,8 @@ pub struct ServerState {
     /// (-1 while some replica's disk is not reported yet).
     pub lb_counts: [i64; 4],
     last_balance: Option<Instant>,
+    /// The versions of the service's switches and of the config flags last applied here.
+    pub settings_applied: Option<(u64, u64)>,
 }
 
 /// Reads the wall clock in Unix seconds.
@@ -229,6 +231,7 @@ impl ServerState {
             lb_actions: BTreeMap::new(),
             lb_counts: [0; 4],
             last_balance: None,
+            settings_applied: None,
         };
         let apps_root = s.apps_root();
         s.store.ensure_path(&apps_root).map_err(|e| e.to_string())?;

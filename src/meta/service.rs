@@ -33,6 +33,8 @@ pub struct MetaService {
     /// The balancer and guardian switches of the `meta.lb.*` commands (kept by every meta,
     /// applied to the state whenever it is used).
     lb: std::sync::Mutex<LbSettings>,
+    /// Bumped whenever a `meta.lb.*` command ran (see `st`).
+    lb_version: std::sync::atomic::AtomicU64,
 }
 
 /// Resolves a leader's `host:port` (IPv4 literals need no lookup).
@@ -102,6 +104,7 @@ impl MetaService {
             election,
             zk_hosts,
             lb: std::sync::Mutex::new(lb),
+            lb_version: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -147,6 +150,21 @@ impl MetaService {
     /// The state, when this meta has loaded it.
     async fn st(&self) -> Option<MappedMutexGuard<'_, ServerState>> {
         let mut s = MutexGuard::try_map(self.state.lock().await, |s| s.as_mut()).ok()?;
+        // The switches and flags reach the state only when one of them changed.
+        let versions = (
+            self.lb_version.load(std::sync::atomic::Ordering::SeqCst),
+            crate::flags::version(),
+        );
+        if s.settings_applied != Some(versions) {
+            self.apply_settings(&mut s);
+            s.settings_applied = Some(versions);
+        }
+        Some(s)
+    }
+
+    /// Applies the `meta.lb.*` switches, then the config flags changed through
+    /// `/updateConfig` (where the server loaded them), to the state.
+    fn apply_settings(&self, s: &mut ServerState) {
         if let Ok(lb) = self.lb.lock() {
             s.opts.balancer = lb.balancer.clone();
             s.opts.add_secondary_flow_control = lb.add_secondary_enable_flow_control;
@@ -155,11 +173,10 @@ impl MetaService {
             s.guardian.replica_assign_delay_ms_for_dropouts = lb.assign_delay_ms;
             s.guardian.assign_secondary_black_list = lb.black_list_nodes.clone();
         }
-        // Config flags changed through /updateConfig (where the server loaded them).
-        let f = crate::flags::flags();
         if !crate::flags::loaded() {
-            return Some(s);
+            return;
         }
+        let f = crate::flags::flags();
         if let Some(v) = f.bool("balance_cluster") {
             s.opts.balancer.balance_cluster = v;
         }
@@ -178,7 +195,6 @@ impl MetaService {
         if let Some(v) = f.u64("min_live_node_count_for_unfreeze") {
             s.opts.min_live_node_count_for_unfreeze = v as usize;
         }
-        Some(s)
     }
 
     /// RPC_CLI_CLI_CALL: the meta's own commands, then the ones every role answers.
@@ -194,7 +210,14 @@ impl MetaService {
         };
         let out = match self.lb.lock() {
             Ok(mut lb) => {
-                super::remote_commands::run(&cmd, &args, &mut lb, counts, &resolve_leader)
+                let out =
+                    super::remote_commands::run(&cmd, &args, &mut lb, counts, &resolve_leader);
+                if out.is_some() {
+                    // A meta command may have changed a switch.
+                    self.lb_version
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                out
             }
             Err(_) => None,
         };
