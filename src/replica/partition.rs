@@ -389,11 +389,11 @@ fn apply_envs(app: &PartitionApp, info: &AppInfo) {
         .and_then(|e| e.get("rocksdb.usage_scenario"))
         .map(String::as_str)
         .unwrap_or("normal");
+    let current = app.db.usage_scenario();
     if matches!(scenario, "normal" | "prefer_write" | "bulk_load")
-        && (!s.scenario_applied.load(Ordering::Relaxed)
-            || app.db.usage_scenario().as_deref() != Some(scenario))
+        && (!s.scenario_applied.load(Ordering::Relaxed) || current.as_deref() != Some(scenario))
     {
-        let before = app.db.usage_scenario().unwrap_or_default();
+        let before = current.unwrap_or_default();
         match app.db.set_usage_scenario(scenario) {
             Ok(()) => {
                 s.scenario_applied.store(true, Ordering::Relaxed);
