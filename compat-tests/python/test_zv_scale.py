@@ -181,11 +181,18 @@ def test_disks_info_add_and_migrate_under_writers(ob, writers):
     out = ob.admin("disk-capacity -n %s" % node(1))
     caps = re.findall(r"\|\s*(ssd[12])\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", out)
     assert len(caps) == 2 and all(int(c[1]) > 0 for c in caps), out
-    out = ob.admin("disk-replica -n %s" % node(1))
-    totals = [int(x) for x in
-              re.findall(r"\|\s*ssd[12]\s*\|\s*\d+\s*\|\s*\d+\s*\|\s*(\d+)\s*\|", out)]
-    # The 8 replicas of this server are spread over both disks.
-    assert len(totals) == 2 and sum(totals) == PARTITIONS and all(t > 0 for t in totals), out
+    # The 8 replicas of this server are spread over both disks (disk-replica counts those
+    # serving as primary or secondary: wait for the last to get there after start-up).
+    deadline = time.time() + 30
+    while True:
+        out = ob.admin("disk-replica -n %s" % node(1))
+        totals = [int(x) for x in re.findall(
+            r"\|\s*ssd[12]\s*\|\s*\d+\s*\|\s*\d+\s*\|\s*(\d+)\s*\|", out)]
+        if len(totals) == 2 and sum(totals) == PARTITIONS:
+            break
+        assert time.time() < deadline, out
+        time.sleep(1)
+    assert all(t > 0 for t in totals), out
     # A secondary of replica server 1 moves from its disk to the other one.
     on1, out1 = disk_replicas(ob, 1, "ssd1")
     on2, out2 = disk_replicas(ob, 1, "ssd2")
@@ -262,9 +269,14 @@ def test_scale_out_balances_a_new_node_under_writers(ob, writers):
     t = time.time()
     time.sleep(2)
     assert writes_since(writers, t) > 0, "the writers stopped writing"
-    # The balancer has nothing more to do.
-    out = ob.admin("remote-command meta meta.lb.get_balance_operation_count")
-    assert re.search(r'"total": 0', out), out
+    # The balancer's next round (every lb_interval_ms, 3 s here) finds nothing more to do.
+    deadline = time.time() + 30
+    while True:
+        out = ob.admin("remote-command meta meta.lb.get_balance_operation_count")
+        if re.search(r'"total": 0\b', out):
+            break
+        assert time.time() < deadline, "the balancer still counts operations:\n%s" % out
+        time.sleep(1)
 
 
 def healthy(ob):
