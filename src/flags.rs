@@ -248,6 +248,15 @@ const DEFS: &[Def] = &[
     ),
     (
         "nfs",
+        "max_send_rate_megabytes_per_disk",
+        Int64,
+        "0",
+        true,
+        any,
+        "file send rate limit per disk in MiB/s (0: none)",
+    ),
+    (
+        "nfs",
         "max_copy_rate_megabytes_per_disk",
         Int64,
         "0",
@@ -299,6 +308,42 @@ const DEFS: &[Def] = &[
         true,
         positive,
         "milliseconds between a replica server's config syncs",
+    ),
+    (
+        "pegasus.server",
+        "perf_counter_update_interval_seconds",
+        Int32,
+        "10",
+        false,
+        positive,
+        "seconds between the snapshots the perf-counters remote commands read",
+    ),
+    (
+        "pegasus.server",
+        "update_rdb_stat_interval",
+        UInt32,
+        "60",
+        false,
+        positive,
+        "seconds between reads of each replica's rocksdb figures into its metrics",
+    ),
+    (
+        "pegasus.server",
+        "perf_counter_read_capacity_unit_size",
+        Int64,
+        "4096",
+        false,
+        positive,
+        "bytes per read capacity unit",
+    ),
+    (
+        "pegasus.server",
+        "perf_counter_write_capacity_unit_size",
+        Int64,
+        "4096",
+        false,
+        positive,
+        "bytes per write capacity unit",
     ),
     (
         "replication",
@@ -626,6 +671,22 @@ impl Flags {
             Some(f) => Ok(Self::json_of(name, f).to_string()),
             None => Err(format!("ERR_OBJECT_NOT_FOUND: '{name}' is not found")),
         }
+    }
+
+    /// Sets a flag whatever its mutability (the remote commands that own it).
+    pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        let f = self
+            .map
+            .get(name)
+            .ok_or_else(|| format!("{name} is not found"))?;
+        let v =
+            f.ty.normalize(value)
+                .ok_or_else(|| format!("{value} is invalid"))?;
+        if let Ok(mut cur) = f.value.write() {
+            *cur = v;
+        }
+        VERSION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// `/updateConfig`: sets a mutable flag; the error is upstream's description text.

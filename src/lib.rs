@@ -7,6 +7,7 @@ pub mod flags;
 pub mod idl;
 pub mod logging;
 pub mod meta;
+pub mod metrics;
 pub mod remote_cmd;
 pub mod replica;
 pub mod rpc;

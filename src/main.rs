@@ -300,6 +300,13 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
     )))
     .await?;
     log::info!("meta server listening on {ip}:{port}");
+    pegasus_rs::metrics::set_identity(pegasus_rs::metrics::Identity {
+        cluster: cfg.string("replication", "cluster_name", ""),
+        role: "meta".into(),
+        host: local_host_name(),
+        port,
+    });
+    pegasus_rs::metrics::perf_counters::start();
     let opts = rpc::server::ServerOptions {
         self_address: self_addr.0,
         conn_threshold_per_ip: cfg.u64("network", "conn_threshold_per_ip", 0).map_err(c)? as usize,
@@ -310,6 +317,11 @@ async fn run_meta(cfg: Config) -> Result<(), String> {
         _ = shutdown_signal() => log::info!("meta server stopping"),
     }
     Ok(())
+}
+
+/// This machine's host name (upstream's `host` in `/metrics`).
+fn local_host_name() -> String {
+    dns_lookup::get_hostname().unwrap_or_default()
 }
 
 async fn run_replica(cfg: Config) -> Result<(), String> {
@@ -455,8 +467,15 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     )))
     .await?;
     log::info!("replica server listening on {ip}:{port}");
+    pegasus_rs::metrics::set_identity(pegasus_rs::metrics::Identity {
+        cluster: cfg.string("replication", "cluster_name", ""),
+        role: "replica".into(),
+        host: local_host_name(),
+        port,
+    });
     stub.start_meta_tasks();
     stub.start_disk_tasks();
+    stub.start_metrics();
     let sopts = rpc::server::ServerOptions {
         self_address: stub.self_address().0,
         conn_threshold_per_ip: cfg.u64("network", "conn_threshold_per_ip", 0).map_err(c)? as usize,
@@ -722,6 +741,7 @@ fn main() -> ExitCode {
         }
     }
     pegasus_rs::flags::load(&cfg);
+    pegasus_rs::remote_cmd::set_process(std::fs::read_to_string(config_path).unwrap_or_default());
     let role = role.split('@').next().unwrap_or("").to_string();
     let result = match role.as_str() {
         "meta" => rt.block_on(run_meta(cfg)),

@@ -2,5 +2,6 @@
 
 pub mod crc;
 pub mod key_schema;
+pub mod table_printer;
 pub mod throttling;
 pub mod value_schema;

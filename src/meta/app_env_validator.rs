@@ -68,6 +68,221 @@ fn rule(key: &str) -> Option<Rule> {
     })
 }
 
+/// What `/envs/list` lists for each key: (key, type, limitation, sample), upstream's texts.
+const ENV_DOCS: &[(&str, &str, &str, &str)] = &[
+    (
+        "business.info",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "default_ttl",
+        "unsigned int32",
+        ">= 0",
+        "86400",
+    ),
+    (
+        "duplication.follower_app_status",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "duplication.master_app_name",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "duplication.master_cluster",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "duplication.master_metas",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "manual_compact.disabled",
+        "bool",
+        "true | false",
+        "true",
+    ),
+    (
+        "manual_compact.max_concurrent_running_count",
+        "unsigned int32",
+        ">= 0",
+        "8",
+    ),
+    (
+        "manual_compact.once.bottommost_level_compaction",
+        "string",
+        "force | skip",
+        "skip",
+    ),
+    (
+        "manual_compact.once.target_level",
+        "unsigned int64",
+        "-1 or >= 1",
+        "6",
+    ),
+    (
+        "manual_compact.once.trigger_time",
+        "unsigned int64",
+        "> 0, timestamp (in seconds) to trigger the once manual compaction",
+        "1700000000",
+    ),
+    (
+        "manual_compact.periodic.bottommost_level_compaction",
+        "string",
+        "force | skip",
+        "skip",
+    ),
+    (
+        "manual_compact.periodic.target_level",
+        "unsigned int64",
+        "-1 or >= 1",
+        "6",
+    ),
+    (
+        "manual_compact.periodic.trigger_time",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "replica.backup_request_throttling",
+        "string",
+        "<size[K|M]>*<delay|reject>*<milliseconds>",
+        "10000*delay*100,20000*reject*100",
+    ),
+    (
+        "replica.deny_client_request",
+        "string",
+        "timeout*all | timeout*write | timeout*read | reconfig*all | reconfig*write | reconfig*read",
+        "timeout*all",
+    ),
+    (
+        "replica.read_throttling",
+        "string",
+        "<size[K|M]>*<delay|reject>*<milliseconds>",
+        "10000*delay*100,20000*reject*100",
+    ),
+    (
+        "replica.read_throttling_by_size",
+        "string",
+        "",
+        "20000*delay*100,20000*reject*100",
+    ),
+    (
+        "replica.rocksdb_block_cache_enabled",
+        "bool",
+        "true | false",
+        "true",
+    ),
+    (
+        "replica.rocksdb_iteration_threshold_time_ms",
+        "unsigned int64",
+        ">= 0",
+        "1000",
+    ),
+    (
+        "replica.slow_query_threshold",
+        "unsigned int64",
+        ">= 20",
+        "1000",
+    ),
+    (
+        "replica.split.validate_partition_hash",
+        "bool",
+        "true | false",
+        "true",
+    ),
+    (
+        "replica.write_throttling",
+        "string",
+        "<size[K|M]>*<delay|reject>*<milliseconds>",
+        "10000*delay*100,20000*reject*100",
+    ),
+    (
+        "replica.write_throttling_by_size",
+        "string",
+        "<size[K|M]>*<delay|reject>*<milliseconds>",
+        "10000*delay*100,20000*reject*100",
+    ),
+    (
+        "replica_access_controller.allowed_users",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "replica_access_controller.ranger_policies",
+        "string",
+        "",
+        "",
+    ),
+    (
+        "rocksdb.allow_ingest_behind",
+        "bool",
+        "true | false",
+        "true",
+    ),
+    (
+        "rocksdb.checkpoint.reserve_min_count",
+        "unsigned int32",
+        "> 0",
+        "2",
+    ),
+    (
+        "rocksdb.checkpoint.reserve_time_seconds",
+        "unsigned int32",
+        ">= 0",
+        "3600",
+    ),
+    (
+        "rocksdb.num_levels",
+        "unsigned int64",
+        "In range [1, 10]",
+        "6",
+    ),
+    (
+        "rocksdb.usage_scenario",
+        "string",
+        "bulk_load | normal | prefer_write",
+        "normal",
+    ),
+    (
+        "rocksdb.write_buffer_size",
+        "unsigned int64",
+        "In range [16777216, 536870912]",
+        "16777216",
+    ),
+    (
+        "user_specified_compaction",
+        "string",
+        "",
+        "",
+    ),
+];
+
+/// The body of `/envs/list`: every key with its type, limitation and sample (pretty JSON,
+/// keys sorted, as upstream).
+pub fn envs_list_json() -> String {
+    let mut m = serde_json::Map::new();
+    for (k, t, l, s) in ENV_DOCS {
+        m.insert(
+            k.to_string(),
+            serde_json::json!({ "limitation": l, "sample": s, "type": t }),
+        );
+    }
+    serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default()
+}
+
 /// Parses an integer as C's `strtoll` with base 0 does (leading spaces, a sign, `0x` hex,
 /// leading-zero octal), requiring the whole string to be consumed.
 fn parse_c_integer(s: &str) -> Option<i64> {
@@ -167,6 +382,18 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn env_list_covers_the_validated_keys_and_its_samples_pass() {
+        for (k, _, _, sample) in super::ENV_DOCS {
+            assert!(super::rule(k).is_some(), "{k} listed but not validated");
+            if !sample.is_empty() {
+                assert!(super::validate(k, sample).is_ok(), "{k}={sample}");
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(&super::envs_list_json()).unwrap();
+        assert_eq!(v["replica.slow_query_threshold"]["limitation"], ">= 20");
+    }
+
     use super::*;
 
     #[test]

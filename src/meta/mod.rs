@@ -5,6 +5,7 @@ pub mod balancer;
 pub mod election;
 pub mod guardian;
 pub mod json;
+pub mod metrics;
 pub mod remote_commands;
 pub mod server_state;
 pub mod service;

@@ -62,7 +62,7 @@ fn ok_with(name: &str, value: Value) -> String {
     pretty(Value::Object(m))
 }
 
-fn bool_command(name: &str, var: &mut bool, args: &[String]) -> String {
+pub fn bool_command(name: &str, var: &mut bool, args: &[String]) -> String {
     match args {
         [] => ok_with(name, var.to_string().into()),
         [a] => match a.to_ascii_lowercase().as_str() {
@@ -80,7 +80,7 @@ fn bool_command(name: &str, var: &mut bool, args: &[String]) -> String {
     }
 }
 
-fn int_command(
+pub fn int_command(
     name: &str,
     var: &mut i64,
     default: i64,
@@ -241,17 +241,68 @@ pub fn run(
 }
 
 /// The meta's commands, for `help`.
-pub const COMMANDS: &[&str] = &[
-    "meta.lb.add_secondary_enable_flow_control",
-    "meta.lb.add_secondary_max_count_for_one_node",
-    "meta.lb.assign_delay_ms",
-    "meta.lb.assign_secondary_black_list",
-    "meta.lb.balancer_in_turn",
-    "meta.lb.get_balance_operation_count",
-    "meta.lb.ignored_app_list",
-    "meta.lb.only_move_primary",
-    "meta.lb.only_primary_balancer",
-    "meta.live_percentage",
+/// The meta's own commands: (name, help, argument syntax), upstream's texts.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "fd.allow_list",
+        "Show the allow list of failure detector",
+        "",
+    ),
+    (
+        "meta.dump",
+        "Dump app_states of meta server to a local file",
+        "<target_file>",
+    ),
+    (
+        "meta.lb.add_secondary_enable_flow_control",
+        "control whether enable add secondary flow control",
+        "<true|false>",
+    ),
+    (
+        "meta.lb.add_secondary_max_count_for_one_node",
+        "control the max count to add secondary for one node",
+        "[num | DEFAULT]",
+    ),
+    (
+        "meta.lb.assign_delay_ms",
+        "control the replica_assign_delay_ms_for_dropouts config",
+        "[num | DEFAULT]",
+    ),
+    (
+        "meta.lb.assign_secondary_black_list",
+        "Control the assign secondary black list",
+        "[host1:port,host2:port,...|clear]",
+    ),
+    (
+        "meta.lb.balancer_in_turn",
+        "control whether do app balancer in turn",
+        "<true|false>",
+    ),
+    (
+        "meta.lb.get_balance_operation_count",
+        "Get balance operation count",
+        "[total | move_pri | copy_pri | copy_sec | detail]",
+    ),
+    (
+        "meta.lb.ignored_app_list",
+        "Get, set or clear balancer ignored_app_list",
+        "<get|set|clear> [set_app_id1,set_app_id2,...]",
+    ),
+    (
+        "meta.lb.only_move_primary",
+        "control whether only move primary in balancer",
+        "<true|false>",
+    ),
+    (
+        "meta.lb.only_primary_balancer",
+        "control whether do only primary balancer",
+        "<true|false>",
+    ),
+    (
+        "meta.live_percentage",
+        "node live percentage threshold for update",
+        "[num | DEFAULT]",
+    ),
 ];
 
 #[cfg(test)]

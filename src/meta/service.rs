@@ -2,7 +2,6 @@
 //! beacons and config sync, all serialised on one state lock; plus the periodic checker.
 //! Only the elected leader holds the state; other metas point callers at the leader.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,8 @@ pub struct MetaService {
     lb: std::sync::Mutex<LbSettings>,
     /// Bumped whenever a `meta.lb.*` command ran (see `st`).
     lb_version: std::sync::atomic::AtomicU64,
+    /// The metric entities, refreshed by each checker round.
+    metrics: super::metrics::MetaMetrics,
 }
 
 /// Resolves a leader's `host:port` (IPv4 literals need no lookup).
@@ -88,6 +89,9 @@ fn level_name(l: MetaFunctionLevel) -> &'static str {
     }
 }
 
+#[path = "service_http.rs"]
+mod http_pages;
+
 impl MetaService {
     pub fn new(
         self_addr: RpcAddress,
@@ -105,6 +109,7 @@ impl MetaService {
             zk_hosts,
             lb: std::sync::Mutex::new(lb),
             lb_version: std::sync::atomic::AtomicU64::new(0),
+            metrics: super::metrics::MetaMetrics::register(),
         })
     }
 
@@ -197,6 +202,30 @@ impl MetaService {
         }
     }
 
+    /// `meta.dump <file>`: writes every table's info and partitions as JSON lines.
+    async fn dump(&self, args: &[String]) -> String {
+        let [path] = args else {
+            return "ERR_INVALID_PARAMETERS".into();
+        };
+        let Some(s) = self.st().await else {
+            return "ERR_INVALID_STATE".into();
+        };
+        let mut text = String::new();
+        for app in s.apps.values() {
+            text.push_str(&super::json::app_info_to_json(&app.info));
+            text.push('\n');
+            for p in &app.partitions {
+                text.push_str(&super::json::partition_to_json(p));
+                text.push('\n');
+            }
+        }
+        drop(s);
+        match std::fs::write(path, text) {
+            Ok(()) => "ERR_OK".into(),
+            Err(_) => "ERR_FILE_OPERATION_FAILED".into(),
+        }
+    }
+
     /// RPC_CLI_CLI_CALL: the meta's own commands, then the ones every role answers.
     async fn remote_command(&self, req: &Request) -> Reply {
         let Some(c) = arg::<crate::idl::command::Command>(req) else {
@@ -223,14 +252,18 @@ impl MetaService {
         };
         match out {
             Some(text) => Reply::string(&text),
-            None if cmd == "help" => {
-                let mut text = crate::remote_cmd::run(&cmd, &args, "meta");
-                for c in super::remote_commands::COMMANDS {
-                    text.push_str(c);
-                    text.push('\n');
-                }
-                Reply::string(&text)
-            }
+            None if matches!(cmd.as_str(), "help" | "h" | "H" | "Help") => Reply::string(
+                &crate::remote_cmd::help(super::remote_commands::COMMANDS, &args),
+            ),
+            None if cmd == "fd.allow_list" => Reply::string(
+                // This meta keeps no allow list: every replica server may beacon.
+                &serde_json::to_string_pretty(&serde_json::json!({
+                    "allow_list": "",
+                    "enabled": false,
+                }))
+                .unwrap_or_default(),
+            ),
+            None if cmd == "meta.dump" => Reply::string(&self.dump(&args).await),
             None => Reply::string(&crate::remote_cmd::run(&cmd, &args, "meta")),
         }
     }
@@ -238,6 +271,7 @@ impl MetaService {
     async fn run_check(&self) {
         let Some(mut s) = self.st().await else { return };
         let out = s.check(Instant::now(), now_ms());
+        self.metrics.update(&s);
         drop(s);
         self.send_proposals(out);
     }
@@ -939,76 +973,6 @@ impl MetaService {
         resp.partitions = Some(out);
         Some(resp)
     }
-
-    /// Table list and node list for the HTTP pages.
-    async fn http_page(&self, path: &str) -> HttpReply {
-        let p = path.split('?').next().unwrap_or("/");
-        if !matches!(p, "/meta/apps" | "/meta/nodes") {
-            return crate::remote_cmd::http(path, "meta");
-        }
-        let view = self.election.view();
-        if !view.is_leader {
-            // Upstream redirects state pages of a non-leader to the leader.
-            return match view.leader.as_deref() {
-                Some(leader) => HttpReply {
-                    status: 307,
-                    content_type: "text/plain",
-                    body: format!("the meta leader is {leader}\n"),
-                    location: Some(format!("http://{leader}{path}")),
-                },
-                None => HttpReply {
-                    status: 503,
-                    content_type: "text/plain",
-                    body: "no meta leader is known yet\n".into(),
-                    location: None,
-                },
-            };
-        }
-        let Some(s) = self.st().await else {
-            return HttpReply {
-                status: 503,
-                content_type: "text/plain",
-                body: "the meta leader is still loading its state\n".into(),
-                location: None,
-            };
-        };
-        let body = match p {
-            "/meta/apps" => {
-                let mut m = BTreeMap::new();
-                for a in s.apps.values() {
-                    m.insert(
-                        a.info.app_id.unwrap_or(0).to_string(),
-                        serde_json::json!({
-                            "app_name": a.info.app_name,
-                            "partition_count": a.info.partition_count,
-                            "status": a.info.status.map(|x| x.0),
-                        }),
-                    );
-                }
-                serde_json::to_string_pretty(&m).unwrap_or_default()
-            }
-            "/meta/nodes" => {
-                let m: BTreeMap<String, &str> = s
-                    .nodes
-                    .iter()
-                    .map(|(a, n)| {
-                        (
-                            RpcAddress(*a).to_string(),
-                            if n.alive { "ALIVE" } else { "UNALIVE" },
-                        )
-                    })
-                    .collect();
-                serde_json::to_string_pretty(&m).unwrap_or_default()
-            }
-            _ => return crate::remote_cmd::http(path, "meta"),
-        };
-        HttpReply {
-            status: 200,
-            content_type: "application/json",
-            body,
-            location: None,
-        }
-    }
 }
 
 impl Handler for MetaService {
@@ -1173,7 +1137,7 @@ impl Handler for MetaService {
         })
     }
 
-    fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply> {
-        Box::pin(async move { self.http_page(&path).await })
+    fn http(self: Arc<Self>, req: crate::rpc::http::HttpRequest) -> BoxFuture<HttpReply> {
+        Box::pin(async move { self.http_page(&req).await })
     }
 }

@@ -3,6 +3,7 @@
 //! files, and NFS file copy between replica servers.
 
 pub mod fs_manager;
+pub mod metrics;
 pub mod mutation;
 pub mod mutation_log;
 pub mod nfs;

@@ -190,6 +190,30 @@ async fn call<T: thrift::protocol::TSerializable>(
         .map_err(|e| format!("{name} to {}: undecodable reply: {e}", client.addr()))
 }
 
+/// Paces what this server sends to copiers: each disk (`key`) sends at most
+/// `[nfs] max_send_rate_megabytes_per_disk` MiB/s (0 = unlimited); a request waits for its
+/// slot before it is read.
+pub async fn pace_send(key: &str, bytes: u64) {
+    static NEXT_FREE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    > = std::sync::OnceLock::new();
+    let mb = crate::flags::i64_or("max_send_rate_megabytes_per_disk", 0);
+    if mb <= 0 {
+        return;
+    }
+    let cost = Duration::from_secs_f64(bytes as f64 / ((mb as u64) << 20) as f64);
+    let start = {
+        let Ok(mut m) = NEXT_FREE.get_or_init(Default::default).lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let slot = m.get(key).copied().filter(|t| *t > now).unwrap_or(now);
+        m.insert(key.to_string(), slot + cost);
+        slot
+    };
+    tokio::time::sleep_until(start.into()).await;
+}
+
 /// Paces transfers to `max_bytes_per_sec` over the whole copy (0 = unlimited).
 struct Pacer {
     rate: u64,
@@ -486,7 +510,7 @@ mod tests {
             })
         }
 
-        fn http(self: Arc<Self>, _path: String) -> BoxFuture<HttpReply> {
+        fn http(self: Arc<Self>, _req: crate::rpc::http::HttpRequest) -> BoxFuture<HttpReply> {
             Box::pin(async move {
                 HttpReply {
                     status: 404,

@@ -1440,6 +1440,11 @@ impl Core {
         });
     }
 
+    /// Turns empty writes on idle partitions off or on (`replica.disable-empty-write`).
+    pub fn set_empty_write_disabled(&mut self, disabled: bool) {
+        self.opts.empty_write_disabled = disabled;
+    }
+
     /// The server lost its meta lease: stop serving, keep the ballot.
     pub fn on_meta_disconnected(&mut self) {
         if matches!(self.status, Status::Primary | Status::Secondary) {

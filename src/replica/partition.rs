@@ -240,6 +240,11 @@ pub struct Replica {
     /// order (upstream's partitioned read pool), beside the owner task.
     reads: mpsc::UnboundedSender<ReadJob>,
     info: RwLock<AppInfo>,
+    /// This replica's metric entity (`replica@<app>.<pidx>`).
+    pub metrics: Arc<super::metrics::ReplicaMetrics>,
+    /// Whether old private-log files are removed (`replica.enable-plog-gc` /
+    /// `replica.disable-plog-gc`).
+    pub plog_gc: AtomicBool,
 }
 
 /// One client read, run on the partition's read lane.
@@ -586,6 +591,8 @@ impl Replica {
             tx,
             reads,
             info: RwLock::new(info),
+            metrics: super::metrics::register_replica(app_id, pidx),
+            plog_gc: AtomicBool::new(true),
         });
         let mut owner = Owner {
             r: r.clone(),
@@ -1101,6 +1108,9 @@ impl Owner {
             Input::MetaDisconnected => core.on_meta_disconnected(),
             Input::Tick => {
                 let now = now_ms();
+                core.set_empty_write_disabled(
+                    super::stub::EMPTY_WRITE_DISABLED.load(Ordering::Relaxed),
+                );
                 core.on_tick(now, out);
                 // A prepare the machine will never answer (stale ballot, superseded by a
                 // newer copy, dropped on a role change) is released once its sender has
@@ -1196,6 +1206,9 @@ impl Owner {
 
     /// Deletes log files that only hold decrees already flushed into the database.
     fn gc_log(&mut self, core: &Core) {
+        if !self.r.plog_gc.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(app) = self.r.app() else { return };
         if let Ok(flushed) = app.db.last_flushed_decree() {
             let _ = self.log.gc(flushed.min(core.last_committed));
@@ -1713,12 +1726,20 @@ impl Owner {
             return Vec::new();
         };
         let ts = m.timestamp.max(0) as u64;
+        let started = std::time::Instant::now();
+        if super::stub::VERBOSE_COMMIT_LOG.load(Ordering::Relaxed) {
+            log::info!(
+                "{}.{}: commit mutation {} ({} updates)",
+                app.app_id(),
+                app.partition_index(),
+                m.decree,
+                m.updates.len()
+            );
+        }
         if let Some(reqs) = decoded.filter(|r| !r.is_empty() && r.len() == m.updates.len()) {
-            return app
-                .apply_writes(m.decree, &reqs, ts)
-                .into_iter()
-                .map(Some)
-                .collect();
+            let out = app.apply_writes(m.decree, &reqs, ts);
+            super::metrics::count_applied(&self.r.metrics, &reqs, started);
+            return out.into_iter().map(Some).collect();
         }
         let reqs: Vec<Option<WriteRequest>> = m
             .updates
@@ -1742,11 +1763,9 @@ impl Owner {
             .collect();
         let all: Option<Vec<&WriteRequest>> = reqs.iter().map(Option::as_ref).collect();
         if let Some(all) = all.filter(|a| !a.is_empty()) {
-            return app
-                .apply_writes(m.decree, &all, ts)
-                .into_iter()
-                .map(Some)
-                .collect();
+            let out = app.apply_writes(m.decree, &all, ts);
+            super::metrics::count_applied(&self.r.metrics, &all, started);
+            return out.into_iter().map(Some).collect();
         }
         // Empty writes, or updates that do not decode: apply what decodes one by one, and
         // keep the decree moving when nothing does.

@@ -31,6 +31,7 @@ use crate::idl::rrdb;
 use crate::rpc::client::{decode_reply, RpcClient};
 use crate::rpc::frame::{ReplyValue, Request};
 use crate::rpc::host_port::book;
+use crate::rpc::http::HttpRequest;
 use crate::rpc::server::{arg, arg_i64, BoxFuture, Handler, HttpReply, Reply, ReplySink};
 use crate::storage::app::WriteResponse;
 
@@ -578,10 +579,53 @@ pub struct ReplicaStub {
     closed: Mutex<HashMap<(i32, i32), ReplicaInfo>>,
     /// Disk migrations under way, per partition.
     migrations: Mutex<HashMap<(i32, i32), crate::idl::replica_admin::DiskMigrationStatus>>,
+    /// The metric sets of the server's own entities (they live as long as the stub).
+    metric_sets: Mutex<Vec<Arc<crate::metrics::Computed>>>,
 }
 
+#[path = "stub_commands.rs"]
+mod commands;
 #[path = "stub_disk.rs"]
 mod disk;
+#[path = "stub_metrics.rs"]
+mod metrics_timers;
+pub use commands::{DENY_CLIENT, VERBOSE_CLIENT_LOG, VERBOSE_COMMIT_LOG};
+
+/// The replica server's own HTTP pages: (path, help).
+pub const REPLICA_PAGES: &[(&str, &str)] = &[
+    (
+        "/replica/data_version",
+        "app_id=<app_id>. Query the data version of an app.",
+    ),
+    (
+        "/replica/duplication",
+        "appid=<appid>. Query the duplication status of an app.",
+    ),
+    (
+        "/replica/manual_compaction",
+        "app_id=<app_id>. Query the manual compaction status of an app.",
+    ),
+];
+
+/// An int32 as upstream's buf2int32 reads it (decimal, or 0x-hex / 0-octal prefixes).
+pub fn parse_int32(v: &str) -> Option<i32> {
+    let (neg, t) = match v.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, v),
+    };
+    let n = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16).ok()?
+    } else if t.len() > 1 && t.starts_with('0') {
+        i64::from_str_radix(&t[1..], 8).ok()?
+    } else {
+        t.parse::<i64>().ok()?
+    };
+    i32::try_from(if neg { -n } else { n }).ok()
+}
+
+/// `replica.disable-empty-write` (from `[replication] empty_write_disabled` at start).
+pub static EMPTY_WRITE_DISABLED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 fn now_ms() -> i64 {
     (crate::base::value_schema::now_us() / 1000) as i64
@@ -606,9 +650,11 @@ impl ReplicaStub {
             opts.data_dirs.clone(),
             opts.disk_min_available_space_ratio,
         );
+        EMPTY_WRITE_DISABLED.store(opts.pacifica.empty_write_disabled, Ordering::Relaxed);
         let stub = Arc::new(ReplicaStub {
             fs,
             migrations: Mutex::new(HashMap::new()),
+            metric_sets: Mutex::new(Vec::new()),
             closed: Mutex::new(HashMap::new()),
             server_name: opts.self_addr.to_string(),
             net: net.clone(),
@@ -908,24 +954,18 @@ impl ReplicaStub {
     }
 
     /// The `app_id` query argument of an HTTP path, or upstream's 400 reply.
-    fn http_app_id(path: &str) -> Result<i32, HttpReply> {
-        let arg = path
-            .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or("")
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("app_id="));
+    fn http_app_id(req: &HttpRequest, key: &str) -> Result<i32, HttpReply> {
         let bad = |body: String| HttpReply {
             status: 400,
             content_type: "text/plain",
             body,
             location: None,
         };
-        match arg {
-            None => Err(bad("app_id should not be empty".into())),
-            Some(v) => match v.parse::<i32>() {
-                Ok(id) if id >= 0 => Ok(id),
-                _ => Err(bad(format!("invalid app_id={v}"))),
+        match req.arg(key) {
+            None | Some("") => Err(bad(format!("{key} should not be empty"))),
+            Some(v) => match parse_int32(v) {
+                Some(id) if id >= 0 => Ok(id),
+                _ => Err(bad(format!("invalid {key}={v}"))),
             },
         }
     }
@@ -948,8 +988,12 @@ impl ReplicaStub {
 
     /// `/replica/data_version?app_id=N`: `{"<pidx>": {"data_version": "<v>"}}` over the
     /// local replicas of the table, 404 when there is none.
-    fn http_by_app(&self, path: &str, f: impl Fn(&Replica) -> serde_json::Value) -> HttpReply {
-        let app_id = match Self::http_app_id(path) {
+    fn http_by_app(
+        &self,
+        req: &HttpRequest,
+        f: impl Fn(&Replica) -> serde_json::Value,
+    ) -> HttpReply {
+        let app_id = match Self::http_app_id(req, "app_id") {
             Ok(id) => id,
             Err(r) => return r,
         };
@@ -966,7 +1010,7 @@ impl ReplicaStub {
             reps.iter().map(|(p, r)| (p.to_string(), f(r))).collect();
         HttpReply {
             status: 200,
-            content_type: "application/json",
+            content_type: "text/plain",
             body: serde_json::Value::Object(m).to_string(),
             location: None,
         }
@@ -974,9 +1018,9 @@ impl ReplicaStub {
 
     /// `/replica/manual_compaction?app_id=N`: how many local replicas of the table are idle,
     /// running, queuing or finished.
-    fn http_compaction(&self, path: &str) -> HttpReply {
+    fn http_compaction(&self, req: &HttpRequest) -> HttpReply {
         use crate::idl::metadata::ManualCompactionStatus as S;
-        let app_id = match Self::http_app_id(path) {
+        let app_id = match Self::http_app_id(req, "app_id") {
             Ok(id) => id,
             Err(r) => return r,
         };
@@ -991,7 +1035,7 @@ impl ReplicaStub {
         }
         HttpReply {
             status: 200,
-            content_type: "application/json",
+            content_type: "text/plain",
             body: serde_json::json!({"status": {"idle": idle, "running": running,
                 "queuing": queuing, "finished": finished}})
             .to_string(),
@@ -1165,6 +1209,10 @@ impl ReplicaStub {
     /// partition run in the order sent.
     fn dispatch_rrdb(self: &Arc<Self>, req: Request, sink: ReplySink) {
         let name = req.name.as_str();
+        if DENY_CLIENT.load(Ordering::Relaxed) {
+            // `replica.deny-client`: no answer; the client times out and retries.
+            return;
+        }
         let Some(r) = self.replica(req.app_id, req.partition_index) else {
             if name != "RPC_RRDB_RRDB_CLEAR_SCANNER" {
                 sink.send(Reply::err("ERR_OBJECT_NOT_FOUND"));
@@ -1188,19 +1236,28 @@ impl ReplicaStub {
             match r.throttle_write(req.body.len(), req.client_timeout_ms) {
                 Throttle::Pass => self.client_write(&r, req, sink),
                 Throttle::Delay(ms) => {
+                    r.metrics.throttling_delayed_write_requests.inc();
                     let stub = self.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                         stub.client_write(&r, req, sink);
                     });
                 }
-                Throttle::Reject(ms) => reject_busy(sink, ms),
+                Throttle::Reject(ms) => {
+                    r.metrics.throttling_rejected_write_requests.inc();
+                    reject_busy(sink, ms)
+                }
             }
         } else if is_read(name) {
             let backup = req.is_backup_request;
             match r.throttle_read(backup, req.client_timeout_ms) {
                 Throttle::Pass => self.queue_read(r, req, sink),
                 Throttle::Delay(ms) => {
+                    if backup {
+                        r.metrics.throttling_delayed_backup_requests.inc();
+                    } else {
+                        r.metrics.throttling_delayed_read_requests.inc();
+                    }
                     let stub = self.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -1208,8 +1265,13 @@ impl ReplicaStub {
                     });
                 }
                 // A throttled backup request gets no answer (the client reads the primary).
-                Throttle::Reject(_) if backup => {}
-                Throttle::Reject(ms) => reject_busy(sink, ms),
+                Throttle::Reject(_) if backup => {
+                    r.metrics.throttling_rejected_backup_requests.inc();
+                }
+                Throttle::Reject(ms) => {
+                    r.metrics.throttling_rejected_read_requests.inc();
+                    reject_busy(sink, ms)
+                }
             }
         } else {
             sink.send(Reply::err("ERR_HANDLER_NOT_FOUND"));
@@ -1222,6 +1284,15 @@ impl ReplicaStub {
         let lane = r.clone();
         r.read(Box::new(move || {
             if let Some(reply) = stub.serve_read(&lane, &req) {
+                if reply.error != "ERR_OK" && VERBOSE_CLIENT_LOG.load(Ordering::Relaxed) {
+                    log::error!(
+                        "{}.{}: client {} answered with {}",
+                        req.app_id,
+                        req.partition_index,
+                        req.name,
+                        reply.error
+                    );
+                }
                 lane.read_served(reply.value.as_ref().map(|v| v.bytes.len()).unwrap_or(0));
                 sink.send(reply);
             }
@@ -1246,11 +1317,13 @@ impl ReplicaStub {
         if !r.is_primary() {
             return sink.send(Reply::err("ERR_INVALID_STATE"));
         }
+        super::metrics::count_write_bytes(&r.metrics, &request);
         // Upstream's task codes: single puts and removes may share a mutation.
         let allow_batch = matches!(
             req.name.as_str(),
             "RPC_RRDB_RRDB_PUT" | "RPC_RRDB_RRDB_REMOVE"
         );
+        let gpid = format!("{}.{}", req.app_id, req.partition_index);
         let update = MutationUpdate {
             code: mutation::code_name(&req.name),
             serialization_type: 1,
@@ -1267,7 +1340,12 @@ impl ReplicaStub {
                     Ok(WriteResponse::Incr(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndSet(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndMutate(u)) => Reply::of(&u),
-                    Err(e) => Reply::err(e),
+                    Err(e) => {
+                        if VERBOSE_CLIENT_LOG.load(Ordering::Relaxed) {
+                            log::error!("{gpid}: client write answered with {e}");
+                        }
+                        Reply::err(e)
+                    }
                 })
             }),
         );
@@ -1295,30 +1373,43 @@ impl ReplicaStub {
         // Keys the key schema cannot hold are refused (upstream's server aborts on them).
         let raw_ok = |k: &Blob| crate::base::key_schema::decode(&k.0).is_some();
         let hash_key_ok = |k: &[u8]| k.len() <= crate::base::key_schema::MAX_HASH_KEY_LEN;
+        let started = std::time::Instant::now();
+        use super::metrics as m;
         let read = match name {
-            "RPC_RRDB_RRDB_GET" => arg::<Blob>(req)
-                .filter(raw_ok)
-                .map(|k| Reply::of(&app.on_get(&k))),
+            "RPC_RRDB_RRDB_GET" => arg::<Blob>(req).filter(raw_ok).map(|k| {
+                let resp = app.on_get(&k);
+                (Reply::of(&resp), m::get_len(&k, &resp))
+            }),
             "RPC_RRDB_RRDB_TTL" => arg::<Blob>(req)
                 .filter(raw_ok)
-                .map(|k| Reply::of(&app.on_ttl(&k))),
+                .map(|k| (Reply::of(&app.on_ttl(&k)), 0)),
             "RPC_RRDB_RRDB_SORTKEY_COUNT" => arg::<Blob>(req)
                 .filter(|k| hash_key_ok(&k.0))
-                .map(|k| Reply::of(&app.on_sortkey_count(&k))),
+                .map(|k| (Reply::of(&app.on_sortkey_count(&k)), 0)),
             "RPC_RRDB_RRDB_MULTI_GET" => arg::<rrdb::MultiGetRequest>(req)
                 .filter(|m| hash_key_ok(m.hash_key.as_ref().map_or(&[][..], |b| &b.0)))
-                .map(|m| Reply::of(&app.on_multi_get(&m))),
-            "RPC_RRDB_RRDB_BATCH_GET" => {
-                arg::<rrdb::BatchGetRequest>(req).map(|m| Reply::of(&app.on_batch_get(&m)))
-            }
-            "RPC_RRDB_RRDB_GET_SCANNER" => {
-                arg::<rrdb::GetScannerRequest>(req).map(|m| Reply::of(&app.on_get_scanner(&m)))
-            }
-            "RPC_RRDB_RRDB_SCAN" => {
-                arg::<rrdb::ScanRequest>(req).map(|m| Reply::of(&app.on_scan(&m)))
-            }
-            _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
+                .map(|q| {
+                    let resp = app.on_multi_get(&q);
+                    (Reply::of(&resp), m::multi_get_len(&q.hash_key, &resp))
+                }),
+            "RPC_RRDB_RRDB_BATCH_GET" => arg::<rrdb::BatchGetRequest>(req).map(|q| {
+                let resp = app.on_batch_get(&q);
+                (Reply::of(&resp), m::batch_get_len(&resp))
+            }),
+            "RPC_RRDB_RRDB_GET_SCANNER" => arg::<rrdb::GetScannerRequest>(req).map(|q| {
+                let resp = app.on_get_scanner(&q);
+                (Reply::of(&resp), m::scan_len(&resp))
+            }),
+            "RPC_RRDB_RRDB_SCAN" => arg::<rrdb::ScanRequest>(req).map(|q| {
+                let resp = app.on_scan(&q);
+                (Reply::of(&resp), m::scan_len(&resp))
+            }),
+            _ => Some((Reply::err("ERR_HANDLER_NOT_FOUND"), 0)),
         };
+        let read = read.map(|(reply, bytes)| {
+            m::count_read(&r.metrics, name, bytes, started, req.is_backup_request);
+            reply
+        });
         Some(read.unwrap_or_else(|| Reply::err("ERR_INVALID_DATA")))
     }
 
@@ -1745,6 +1836,9 @@ impl Handler for ReplicaStub {
                 }),
                 "RPC_NFS_COPY" => Some(match arg::<CopyRequest>(&req) {
                     Some(r) if self.nfs_allowed(r.source_dir.as_deref().unwrap_or("")) => {
+                        let dir = std::path::Path::new(r.source_dir.as_deref().unwrap_or(""));
+                        let disk = self.fs.tag_of(dir).unwrap_or_default();
+                        super::nfs::pace_send(&disk, r.size.unwrap_or(0).max(0) as u64).await;
                         let resp =
                             tokio::task::spawn_blocking(move || super::nfs::on_copy(&r)).await;
                         match resp {
@@ -1759,21 +1853,31 @@ impl Handler for ReplicaStub {
                 "RPC_ADD_NEW_DISK" => Some(self.on_add_new_disk(&req)),
                 "RPC_REPLICA_DISK_MIGRATE" => Some(self.on_disk_migrate(&req)),
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),
-                "RPC_CLI_CLI_CALL" => Some(crate::remote_cmd::handle(&req, "replica")),
+                "RPC_CLI_CLI_CALL" => Some(self.remote_command(&req).await),
                 _ => Some(Reply::err("ERR_HANDLER_NOT_FOUND")),
             }
         })
     }
 
-    fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply> {
+    fn http(self: Arc<Self>, req: HttpRequest) -> BoxFuture<HttpReply> {
         Box::pin(async move {
-            match path.split('?').next().unwrap_or("/") {
-                "/replica/data_version" => self.http_by_app(&path, |r| {
+            match req.path.as_str() {
+                "/replica/data_version" => self.http_by_app(&req, |r| {
                     let v = r.app().map(|a| a.db.data_version()).unwrap_or(0);
                     serde_json::json!({ "data_version": v.to_string() })
                 }),
-                "/replica/manual_compaction" => self.http_compaction(&path),
-                _ => crate::remote_cmd::http(&path, "replica"),
+                "/replica/manual_compaction" => self.http_compaction(&req),
+                "/replica/duplication" => match Self::http_app_id(&req, "appid") {
+                    Err(r) => r,
+                    // Duplication is not implemented: upstream's answer when it is off.
+                    Ok(_) => HttpReply {
+                        status: 404,
+                        content_type: "text/plain",
+                        body: "duplication is not enabled [FLAGS_duplication_enabled=false]".into(),
+                        location: None,
+                    },
+                },
+                _ => crate::remote_cmd::http(&req, REPLICA_PAGES),
             }
         })
     }

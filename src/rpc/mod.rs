@@ -5,4 +5,5 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod host_port;
+pub mod http;
 pub mod server;

@@ -57,6 +57,19 @@ pub struct ReplySink {
     self_address: u64,
     tx: mpsc::Sender<Outgoing>,
     budget: Budget,
+    /// When the request was taken off its connection.
+    received: Instant,
+}
+
+/// Called with each reply's task code and its request's arrival time (the replica server's
+/// profiler metrics).
+pub type ReplyHook = fn(&str, Instant);
+
+static REPLY_HOOK: std::sync::OnceLock<ReplyHook> = std::sync::OnceLock::new();
+
+/// Installs the process's reply hook (once).
+pub fn set_reply_hook(hook: ReplyHook) {
+    let _ = REPLY_HOOK.set(hook);
 }
 
 /// A request's share of its connection's in-flight limits.
@@ -74,6 +87,9 @@ struct Outgoing {
 impl ReplySink {
     /// Encodes and queues the reply; dropped silently when the connection is gone.
     pub fn send(self, reply: Reply) {
+        if let Some(hook) = REPLY_HOOK.get() {
+            hook(&self.header.name, self.received);
+        }
         let bytes = frame::encode_reply(
             &self.header,
             reply.error,
@@ -98,8 +114,8 @@ impl ReplySink {
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request; `None` means the request gets no reply at all.
     fn handle(self: Arc<Self>, req: Request) -> BoxFuture<Option<Reply>>;
-    /// Answers an HTTP GET of `path` (with query string).
-    fn http(self: Arc<Self>, path: String) -> BoxFuture<HttpReply>;
+    /// Answers an HTTP request (GET or POST), parsed by upstream's rules.
+    fn http(self: Arc<Self>, req: super::http::HttpRequest) -> BoxFuture<HttpReply>;
     /// Takes one request off its connection, in arrival order: whatever must keep that order
     /// (a partition's reads and writes) is queued before this returns. By default the
     /// request runs as a task of its own.
@@ -234,7 +250,8 @@ async fn serve_connection<H: Handler>(
         }
     };
     if protocol == Protocol::Http {
-        return serve_http(stream, first, handler).await;
+        super::http::serve(stream, first, handler).await;
+        return Ok(());
     }
     let (mut rd, mut wr) = stream.into_split();
     let max_in_flight = opts.max_in_flight.max(1);
@@ -301,6 +318,7 @@ async fn serve_connection<H: Handler>(
                             _count: c,
                             _bytes: b,
                         },
+                        received: Instant::now(),
                     };
                     handler.dispatch(req, sink);
                 }
@@ -357,56 +375,6 @@ async fn serve_connection<H: Handler>(
     drop(tx);
     let _ = writer.await;
     Ok(())
-}
-
-async fn serve_http<H: Handler>(
-    mut stream: TcpStream,
-    first: [u8; 4],
-    handler: Arc<H>,
-) -> std::io::Result<()> {
-    let mut buf = first.to_vec();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 64 * 1024 {
-            return Ok(());
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let path = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("/")
-        .to_string();
-    let reply = handler.http(path).await;
-    let reason = match reply.status {
-        200 => "OK",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        404 => "Not Found",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let location = reply
-        .location
-        .as_deref()
-        .map(|l| format!("Location: {l}\r\n"))
-        .unwrap_or_default();
-    let resp = format!(
-        "HTTP/1.1 {} {}\r\n{location}Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        reply.status,
-        reason,
-        reply.content_type,
-        reply.body.len(),
-        reply.body
-    );
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 impl Reply {
@@ -469,7 +437,7 @@ mod tests {
             })
         }
 
-        fn http(self: Arc<Self>, _path: String) -> BoxFuture<HttpReply> {
+        fn http(self: Arc<Self>, _req: crate::rpc::http::HttpRequest) -> BoxFuture<HttpReply> {
             Box::pin(async {
                 HttpReply {
                     status: 404,

@@ -424,6 +424,23 @@ impl PegasusDb {
         self.db.iterator_opt(mode, ro)
     }
 
+    /// An integer property of the data column family (e.g. `rocksdb.estimate-num-keys`).
+    pub fn int_property(&self, name: &str) -> Option<u64> {
+        let cf = self.db.cf_handle("default")?;
+        self.db.property_int_value_cf(cf, name).ok().flatten()
+    }
+
+    /// The live SST files of the data column family: (count, total bytes).
+    pub fn sst_files(&self) -> (i64, i64) {
+        let Ok(files) = self.db.live_files() else {
+            return (0, 0);
+        };
+        files
+            .iter()
+            .filter(|f| f.column_family_name == "default")
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.size as i64))
+    }
+
     /// Flushes both column families together.
     pub fn flush(&self) -> Result<()> {
         let data = self

@@ -158,6 +158,15 @@ impl ManualCompactState {
         self.last_finish_ms.load(Ordering::SeqCst)
     }
 
+    /// (queued at, started at, duration of the last one) in ms; 0 where unknown.
+    pub fn times_ms(&self) -> (i64, i64, i64) {
+        (
+            self.enqueued_ms.load(Ordering::SeqCst),
+            self.started_ms.load(Ordering::SeqCst),
+            self.last_used_ms.load(Ordering::SeqCst),
+        )
+    }
+
     /// Queues a compaction unless one is queued or running; true when this call queued it.
     pub fn try_enqueue(&self, now_ms: i64) -> bool {
         self.enqueued_ms
