@@ -344,6 +344,24 @@ pub fn snapshot() -> Vec<EntitySnap> {
         .collect()
 }
 
+/// The bytes of the files under `dir` (recursively).
+pub fn tree_bytes(dir: &std::path::Path) -> i64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len() as i64),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Bytes the RPC server read from and wrote to its connections (all protocols).
+pub static NETWORK_RECEIVED_BYTES: AtomicI64 = AtomicI64::new(0);
+pub static NETWORK_SENT_BYTES: AtomicI64 = AtomicI64::new(0);
+
 /// The process's resident and virtual memory in MB (from /proc/self/statm).
 pub fn process_mem_mb() -> (i64, i64) {
     let page = 4096i64;
@@ -377,6 +395,24 @@ pub fn register_process() -> Arc<Computed> {
                 desc: "The total amount of physical memory usage in MB",
             },
             Value::Int(res),
+        );
+        f(
+            &Proto {
+                name: "network_received_bytes",
+                kind: Kind::Counter,
+                unit: "Bytes",
+                desc: "The bytes received from the connections of the RPC port",
+            },
+            Value::Int(NETWORK_RECEIVED_BYTES.load(Ordering::Relaxed)),
+        );
+        f(
+            &Proto {
+                name: "network_sent_bytes",
+                kind: Kind::Counter,
+                unit: "Bytes",
+                desc: "The bytes sent on the connections of the RPC port",
+            },
+            Value::Int(NETWORK_SENT_BYTES.load(Ordering::Relaxed)),
         );
     })));
     register("server", "server", &[], &set);

@@ -66,6 +66,9 @@ metric_set! {
         learn_successful_count: Counter = ("Learns", "The number of successful learns"),
         learn_failed_count: Counter = ("Learns", "The number of failed learns"),
         learn_copy_file_bytes: Counter = ("Bytes", "The size of the files copied from learnee"),
+        prepared_uncommitted_mutations: Gauge = ("Mutations", "The number of mutations prepared but not committed yet (the 2PC queue)"),
+        rdb_manual_compact_queued_tasks: Gauge = ("Tasks", "The number of current queued tasks of rocksdb manual compaction"),
+        rdb_manual_compact_running_tasks: Gauge = ("Tasks", "The number of current running tasks of rocksdb manual compaction"),
     }
 }
 

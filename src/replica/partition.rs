@@ -603,6 +603,7 @@ impl Replica {
             client_waiters: HashMap::new(),
             prepare_waiters: HashMap::new(),
             learn_waiters: HashMap::new(),
+            counted_learn: None,
             group_check_waiters: HashMap::new(),
             next_token: 1,
             last_flush_ms: now_ms(),
@@ -651,10 +652,11 @@ impl Replica {
     fn publish_progress(&self, core: &Core) {
         self.ballot.store(core.ballot(), Ordering::SeqCst);
         self.committed.store(core.last_committed, Ordering::SeqCst);
-        self.prepared.store(
-            core.max_prepared().max(core.last_committed),
-            Ordering::SeqCst,
-        );
+        let prepared = core.max_prepared().max(core.last_committed);
+        self.prepared.store(prepared, Ordering::SeqCst);
+        self.metrics
+            .prepared_uncommitted_mutations
+            .set(prepared - core.last_committed);
     }
 
     /// (ballot, last committed decree, last prepared decree) as of the last round.
@@ -777,6 +779,8 @@ struct Owner {
     prepare_waiters: HashMap<u64, (PrepareReply, i64)>,
     /// Learn requests being answered: the waiter and the learner's first wanted decree.
     learn_waiters: HashMap<u64, (oneshot::Sender<LearnAnswer>, i64)>,
+    /// The learning round last counted in `learn_count`.
+    counted_learn: Option<i64>,
     group_check_waiters: HashMap<u64, oneshot::Sender<GroupCheckOutcome>>,
     next_token: u64,
     last_flush_ms: i64,
@@ -1029,6 +1033,7 @@ impl Owner {
                             core.app_id,
                             core.pidx
                         );
+                        self.r.metrics.learn_failed_count.inc();
                         core.on_learn_failed();
                     }
                 }
@@ -1053,7 +1058,13 @@ impl Owner {
                     return;
                 }
                 let installed = match result {
-                    Ok(()) => self.install_checkpoint(core, &dir, decree).await,
+                    Ok(()) => {
+                        self.r
+                            .metrics
+                            .learn_copy_file_bytes
+                            .add(crate::metrics::tree_bytes(&dir));
+                        self.install_checkpoint(core, &dir, decree).await
+                    }
                     Err(e) => Err(e),
                 };
                 self.copy_done(&dir);
@@ -1073,6 +1084,7 @@ impl Owner {
                             core.app_id,
                             core.pidx
                         );
+                        self.r.metrics.learn_failed_count.inc();
                         core.on_learn_failed();
                     }
                 }
@@ -1258,6 +1270,7 @@ impl Owner {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("{}.{}: cannot learn: {e}", core.app_id, core.pidx);
+                self.r.metrics.learn_failed_count.inc();
                 core.on_learn_failed();
                 return None;
             }
@@ -1537,7 +1550,13 @@ impl Owner {
                     to,
                     signature,
                     committed,
-                } => self.transport.learn(gpid, to, signature, committed),
+                } => {
+                    if self.counted_learn != Some(signature) {
+                        self.counted_learn = Some(signature);
+                        self.r.metrics.learn_count.inc();
+                    }
+                    self.transport.learn(gpid, to, signature, committed)
+                }
                 Action::ReplyLearn {
                     token,
                     learner: _,
@@ -1571,9 +1590,11 @@ impl Owner {
                     to,
                     signature,
                     committed,
-                } => self
-                    .transport
-                    .learn_completion(gpid, to, signature, committed),
+                } => {
+                    self.r.metrics.learn_successful_count.inc();
+                    self.transport
+                        .learn_completion(gpid, to, signature, committed)
+                }
                 Action::SendRemoveReplica { to, ballot } => {
                     self.transport.remove_replica(gpid, to, ballot)
                 }

@@ -130,6 +130,12 @@ impl ReplicaStub {
             let Some(app) = r.app() else {
                 continue;
             };
+            use crate::idl::metadata::ManualCompactionStatus as S;
+            let st = app.compact.status();
+            m.rdb_manual_compact_queued_tasks
+                .set(i64::from(st == S::QUEUING));
+            m.rdb_manual_compact_running_tasks
+                .set(i64::from(st == S::RUNNING));
             let db = &app.db;
             let (files, bytes) = db.sst_files();
             m.rdb_total_sst_files.set(files);
