@@ -235,8 +235,12 @@ stop_instances() {
 
 # Prints the last lines of an instance's log, for failures.
 show_log_tail() {
-    echo "----- last lines of $1/$LOG_FILE -----" >&2
-    tail -n 20 "$1/$LOG_FILE" >&2 2>/dev/null
+    local f
+    for f in "$1/$LOG_FILE" "$1"/data/log/*.log; do
+        [ -f "$f" ] && [ ! -L "$f" ] || continue
+        echo "----- last lines of $f -----" >&2
+        tail -n 20 "$f" >&2 2>/dev/null
+    done
     echo "-----" >&2
 }
 

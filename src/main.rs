@@ -678,8 +678,11 @@ async fn create_app(metas: &str, name: &str, partitions: &str, replicas: &str) -
 }
 
 fn main() -> ExitCode {
-    logging::init();
     let args: Vec<String> = std::env::args().collect();
+    let server = args.get(2).map(|s| s.as_str()) == Some("-app_list");
+    if !server {
+        logging::init();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -743,6 +746,13 @@ fn main() -> ExitCode {
     pegasus_rs::flags::load(&cfg);
     pegasus_rs::remote_cmd::set_process(std::fs::read_to_string(config_path).unwrap_or_default());
     let role = role.split('@').next().unwrap_or("").to_string();
+    match logging::start_server(&cfg, &role) {
+        Ok(dir) => eprintln!("pegasus_server: logging to {}/{role}.log", dir.display()),
+        Err(e) => {
+            logging::init();
+            log::warn!("cannot log to files ({e}); logging to stderr");
+        }
+    }
     let result = match role.as_str() {
         "meta" => rt.block_on(run_meta(cfg)),
         "replica" => rt.block_on(run_replica(cfg)),

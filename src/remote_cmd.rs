@@ -194,7 +194,7 @@ pub fn run_common(
         "perf-counters-by-prefix" => perf_counters::command(Select::Prefix, args),
         "perf-counters-by-postfix" => perf_counters::command(Select::Postfix, args),
         "flush-log" => {
-            log::logger().flush();
+            crate::logging::flush();
             "Flush done.".into()
         }
         "reset-log-start-level" => {
@@ -206,7 +206,7 @@ pub fn run_common(
                 Some("ERROR") | Some("FATAL") => log::LevelFilter::Error,
                 Some(other) => return Some(format!("ERROR: invalid level '{other}'")),
             };
-            log::set_max_level(level);
+            crate::logging::set_level(level);
             let name = match level {
                 log::LevelFilter::Debug | log::LevelFilter::Trace => "DEBUG",
                 log::LevelFilter::Info => "INFO",

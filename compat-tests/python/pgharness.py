@@ -284,6 +284,53 @@ def log(msg):
     sys.stderr.write("[pycompat] %s\n" % msg)
 
 
+def server_log_text(instance_dir):
+    """Everything a server instance logged: its stderr (pegasus_server.log: start-up lines and
+    warnings) and its log files (data/log/<role>_<time>.log, oldest first)."""
+    parts = []
+    paths = [os.path.join(instance_dir, "pegasus_server.log")]
+    log_dir = os.path.join(instance_dir, "data", "log")
+    if os.path.isdir(log_dir):
+        paths += [os.path.join(log_dir, n) for n in sorted(os.listdir(log_dir))
+                  if not os.path.islink(os.path.join(log_dir, n))]
+    for p in paths:
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                parts.append(f.read().decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def server_log_mark(instance_dir):
+    """Where each log file of an instance ends now (see server_log_since)."""
+    log_dir = os.path.join(instance_dir, "data", "log")
+    mark = {}
+    if os.path.isdir(log_dir):
+        for n in os.listdir(log_dir):
+            p = os.path.join(log_dir, n)
+            if not os.path.islink(p):
+                mark[n] = os.path.getsize(p)
+    return mark
+
+
+def server_log_since(instance_dir, mark):
+    """What an instance logged to its log files after `mark` (files grown or new since)."""
+    log_dir = os.path.join(instance_dir, "data", "log")
+    parts = []
+    for n in sorted(os.listdir(log_dir)):
+        p = os.path.join(log_dir, n)
+        if os.path.islink(p):
+            continue
+        with open(p, "rb") as f:
+            f.seek(mark.get(n, 0))
+            parts.append(f.read().decode("utf-8", "replace"))
+    return "".join(parts)
+
+
+def server_log_path(instance_dir, role):
+    """The current log file of a server instance (the <role>.log symlink)."""
+    return os.path.join(instance_dir, "data", "log", "%s.log" % role)
+
+
 def server_bin():
     """The pegasus_server binary the tests run: $PEGASUS_SERVER_BIN, the cargo target dir, or
     ./target (None when not built)."""

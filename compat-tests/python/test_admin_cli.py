@@ -102,10 +102,8 @@ def replica_logs(cluster):
         return None
     logs = []
     for d in sorted(os.listdir(base)):
-        p = os.path.join(base, d, "pegasus_server.log")
-        if d.startswith("replica") and os.path.exists(p):
-            with open(p, "rb") as f:
-                logs.append(f.read().decode("utf-8", "replace"))
+        if d.startswith("replica"):
+            logs.append(pgharness.server_log_text(os.path.join(base, d)))
     return logs
 
 

@@ -4,6 +4,7 @@
 # names and query arguments, its Prometheus text parsed by prometheus_client's OpenMetrics
 # parser, and every remote command answered.
 import json
+import os
 import re
 import threading
 import time
@@ -297,3 +298,35 @@ def test_every_remote_command_is_answered(cluster, admin):  # noqa: F811
     assert "@P : enabled" in out, out
     assert '"meta.lb.only_move_primary": "false"' in out, out
     assert "unknown command 'nope'" in out, out
+
+
+def test_log_files_and_log_level_at_run_time(cluster, admin):  # noqa: F811
+    """Servers write their log files under data/log with <role>.log naming the current one;
+    reset-log-start-level changes what they write, flush-log answers."""
+    base = cluster.onebox_dir
+    if not base:
+        pytest.skip("an external cluster: its log files are not here")
+    link = pgharness.server_log_path(os.path.join(base, "replica1"), "replica")
+    assert os.path.islink(link), link
+    target = os.path.realpath(link)
+    assert re.match(r"^replica_\d{8}_\d{6}_\d{3}\.log$", os.path.basename(target)), target
+    with open(link, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    assert re.search(r"^I\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ", text, re.M), text[:500]
+    out = admin("remote-command replica reset-log-start-level DEBUG")
+    assert out.count("OK, current level is LOG_LEVEL_DEBUG") == 3, out
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with open(link, "rb") as f:
+                if re.search(rb"^D\d{4}-", f.read(), re.M):
+                    break
+            admin("remote-command replica flush-log")
+            time.sleep(1)
+        else:
+            raise AssertionError("no debug line in %s after the level went to DEBUG" % link)
+    finally:
+        out = admin("remote-command replica reset-log-start-level")
+        assert out.count("OK, current level is LOG_LEVEL_INFO") == 3, out
+    out = admin("remote-command replica reset-log-start-level LOUD")
+    assert "ERROR: invalid level 'LOUD'" in out, out

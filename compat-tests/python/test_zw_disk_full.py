@@ -54,9 +54,7 @@ class DCluster(pgharness.PrivateOnebox):
         return os.path.join(self.onebox_dir, "replica%d" % n, "data", "replica")
 
     def log_text(self, n):
-        with open(os.path.join(self.onebox_dir, "replica%d" % n, "pegasus_server.log"),
-                  "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return pgharness.server_log_text(os.path.join(self.onebox_dir, "replica%d" % n))
 
     def ns(self, *cmd, check=True):
         """Runs a command in the holder's mount namespace."""

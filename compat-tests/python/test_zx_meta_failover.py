@@ -78,8 +78,7 @@ class ZkCluster(pgharness.PrivateOnebox):
             return int(f.read().strip())
 
     def meta_log(self, i):
-        with open(os.path.join(self.onebox_dir, "meta%d" % i, "pegasus_server.log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return pgharness.server_log_text(os.path.join(self.onebox_dir, "meta%d" % i))
 
     def zk(self, *cmd):
         """Runs one zkCli.sh command; returns its output lines without the client's noise."""

@@ -113,10 +113,10 @@ class PCluster(pgharness.PrivateOnebox):
         return pid
 
     def log_path(self, n):
-        return os.path.join(self.replica_dir(n), "pegasus_server.log")
+        return pgharness.server_log_path(self.replica_dir(n), "replica")
 
     def log_hint(self):
-        return "server logs under %s/{meta1,replica1..3}/pegasus_server.log" % self.onebox_dir
+        return "server logs under %s/{meta1,replica1..3}/data/log" % self.onebox_dir
 
 
 @pytest.fixture(scope="module")
@@ -404,8 +404,7 @@ def lag_replica3(pc, state, name, per_partition, value_size, random_fill=False):
     pc.wait_healthy()
     pc.run("stop_onebox_instance", "-r", "3", timeout=120)
     t_stop = time.time()
-    log3 = pc.log_path(3)
-    log_size_before = os.path.getsize(log3)
+    log_mark = pgharness.server_log_mark(pc.replica_dir(3))
     writes = write_per_partition(pc, state, "%s-%d" % (name, int(time.time())), per_partition,
                                  value_size, random_fill)
     report("%s: replica3 down: %d writes (%d per partition of %d bytes, learn cache %d) in %.1fs"
@@ -420,9 +419,7 @@ def lag_replica3(pc, state, name, per_partition, value_size, random_fill=False):
     verify_all(pc, state, "after replica3 caught up (%s)" % name)
     ok, out = pc.probe()
     assert ok, "not fully healthy at the end:\n%s" % out
-    with open(log3, "rb") as f:
-        f.seek(log_size_before)
-        return f.read().decode("utf-8", "replace")
+    return pgharness.server_log_since(pc.replica_dir(3), log_mark)
 
 
 def test_lagging_replica_learns_checkpoint(pc, state):

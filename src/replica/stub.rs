@@ -729,6 +729,9 @@ impl ReplicaStub {
                 entries.push(entry);
             }
         }
+        // At most `max_replicas_on_load_for_each_disk` replicas of one disk open at a time.
+        let per_disk = crate::flags::i64_or("max_replicas_on_load_for_each_disk", 256).max(1);
+        let mut slots: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().to_string();
@@ -737,7 +740,16 @@ impl ReplicaStub {
             };
             let dir = entry.path();
             let stub = self.clone();
+            let disk = self.fs.tag_of(&dir).unwrap_or_default();
+            let slot = slots
+                .entry(disk)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_disk as usize)))
+                .clone();
+            let Ok(permit) = slot.acquire_owned().await else {
+                continue;
+            };
             opening.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let loaded = std::fs::read(dir.join(".app-info"))
                     .map_err(|e| e.to_string())
                     .and_then(|b| super::replica_files::parse_app_info(&b))
@@ -892,6 +904,7 @@ impl ReplicaStub {
                         Some(a) if a.is_master == Some(true) => {
                             last_ack_ms = beacon.time.unwrap_or(0);
                             self.lease_start_ms.store(last_ack_ms, Ordering::SeqCst);
+                            log::debug!("beacon acknowledged by meta server {}", client.addr());
                             if !self.meta_connected.swap(true, Ordering::SeqCst) {
                                 info!("connected to meta server {}", client.addr());
                                 last_sync_ms = 0;

@@ -34,6 +34,26 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[num | DEFAULT]",
     ),
     (
+        "replica.dump-jemalloc-stats",
+        "Dump stats of jemalloc",
+        "<SUMMARY_STATS | CONFIGS | BRIEF_ARENA_STATS | DETAILED_STATS> [buffer size]",
+    ),
+    (
+        "replica.load-replica-max-wait-time-ms",
+        "The max waiting time for replica loading to complete.",
+        "[num | DEFAULT]",
+    ),
+    (
+        "replica.max-concurrent-bulk-load-downloading-count",
+        "The maximum concurrent bulk load downloading replica count.",
+        "[num | DEFAULT]",
+    ),
+    (
+        "replica.max-replicas-on-load-for-each-disk",
+        "The max number of replicas that are allowed to be loaded simultaneously for each disk dir.",
+        "[num | DEFAULT]",
+    ),
+    (
         "replica.deny-client",
         "control if deny client read & write request",
         "<true|false>",
@@ -127,6 +147,40 @@ fn parse_ids(args: &[String]) -> Option<Ids> {
         }
     }
     Some((apps, gpids))
+}
+
+/// `replica.dump-jemalloc-stats <type> [buffer size]`: jemalloc's own statistics text.
+fn jemalloc_stats(args: &[String]) -> String {
+    let Some(kind) = args.first() else {
+        return "invalid arguments".into();
+    };
+    let opts = match kind.as_str() {
+        "SUMMARY_STATS" => "gmdablxe",
+        "CONFIGS" => "mdablxe",
+        "BRIEF_ARENA_STATS" => "gblxe",
+        "DETAILED_STATS" => "",
+        _ => return "invalid stats type".into(),
+    };
+    let limit = match args.get(1) {
+        None => usize::MAX,
+        Some(n) => match n.parse::<usize>() {
+            Ok(v) if v > 0 => v,
+            _ => return "invalid buffer size".into(),
+        },
+    };
+    match crate::base::jemalloc::stats(opts) {
+        Some(mut text) => {
+            if text.len() > limit {
+                let mut cut = limit;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            format!("\n{text}")
+        }
+        None => "jemalloc is not the allocator of this build".into(),
+    }
 }
 
 fn ms_to_date(ms: i64) -> String {
@@ -252,6 +306,16 @@ impl ReplicaStub {
             "nfs.max_copy_rate_megabytes_per_disk" => {
                 flag_int(cmd, "max_copy_rate_megabytes_per_disk", 0, args)
             }
+            "replica.max-replicas-on-load-for-each-disk" => {
+                flag_int(cmd, "max_replicas_on_load_for_each_disk", 256, args)
+            }
+            "replica.load-replica-max-wait-time-ms" => {
+                flag_int(cmd, "load_replica_max_wait_time_ms", 10, args)
+            }
+            "replica.max-concurrent-bulk-load-downloading-count" => {
+                flag_int(cmd, "max_concurrent_bulk_load_downloading_count", 5, args)
+            }
+            "replica.dump-jemalloc-stats" => jemalloc_stats(args),
             "nfs.max_send_rate_megabytes_per_disk" => {
                 flag_int(cmd, "max_send_rate_megabytes_per_disk", 0, args)
             }

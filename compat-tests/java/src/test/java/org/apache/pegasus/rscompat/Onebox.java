@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
@@ -294,15 +295,20 @@ public final class Onebox implements ExtensionContext.Store.CloseableResource {
     deleteTree(base);
   }
 
-  /** Copies every instance's pegasus_server.log and config.ini (and ZooKeeper's log). */
+  /**
+   * Copies every instance's pegasus_server.log, config.ini and log files (data/log) and
+   * ZooKeeper's log.
+   */
   private void copyLogs() {
     Path dest = logDir.resolve("onebox");
     deleteTree(dest);
-    try (Stream<Path> s = Files.walk(oneboxDir, 2)) {
+    try (Stream<Path> s = Files.walk(oneboxDir, 4)) {
       for (Path p : (Iterable<Path>) s::iterator) {
         String name = p.getFileName().toString();
+        boolean serverLog = p.getParent() != null && p.getParent().endsWith(Paths.get("data", "log"))
+            && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS);
         if (name.equals("pegasus_server.log") || name.equals("config.ini")
-            || name.equals("zookeeper.log")) {
+            || name.equals("zookeeper.log") || serverLog) {
           Path to = dest.resolve(oneboxDir.relativize(p));
           Files.createDirectories(to.getParent());
           Files.copy(p, to, StandardCopyOption.REPLACE_EXISTING);
