@@ -374,6 +374,42 @@ const DEFS: &[Def] = &[
     ),
     (
         "replication",
+        "cold_backup_root",
+        Str,
+        "",
+        false,
+        any,
+        "the prefix of cold backup data on the block service (empty: backups are refused)",
+    ),
+    (
+        "replication",
+        "cold_backup_checkpoint_reserve_minutes",
+        UInt32,
+        "10",
+        false,
+        any,
+        "minutes a replica keeps the local checkpoint of a finished backup",
+    ),
+    (
+        "replication",
+        "max_concurrent_uploading_file_count",
+        UInt64,
+        "10",
+        false,
+        positive,
+        "files of one partition uploaded to the block service at the same time",
+    ),
+    (
+        "meta_server",
+        "cold_backup_disabled",
+        Bool,
+        "true",
+        false,
+        any,
+        "whether the meta refuses cold backup requests",
+    ),
+    (
+        "replication",
         "data_dirs",
         Str,
         "",
@@ -664,6 +700,10 @@ impl Flags {
 
     pub fn bool(&self, name: &str) -> Option<bool> {
         self.value(name).map(|v| v == "true")
+    }
+
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.value(name)
     }
 
     fn json_of(name: &str, f: &Flag) -> Value {

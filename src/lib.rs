@@ -2,6 +2,7 @@
 //! servers. The modules follow upstream's concepts so a Pegasus engineer finds their way.
 
 pub mod base;
+pub mod block_service;
 pub mod config;
 pub mod flags;
 pub mod idl;

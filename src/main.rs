@@ -744,6 +744,7 @@ fn main() -> ExitCode {
         }
     }
     pegasus_rs::flags::load(&cfg);
+    pegasus_rs::block_service::configure(&cfg);
     pegasus_rs::remote_cmd::set_process(std::fs::read_to_string(config_path).unwrap_or_default());
     let role = role.split('@').next().unwrap_or("").to_string();
     match logging::start_server(&cfg, &role) {

@@ -157,7 +157,9 @@ def test_meta_env_pages_and_post_pages(cluster):
     # features this server answers as disabled, with upstream's texts
     assert fetch(meta, "/meta/app/duplication?name=%s" % cluster.table) == \
         (404, "duplication is not enabled [FLAGS_duplication_enabled=false]")
-    assert fetch(meta, "/meta/backup_policy") == (404, "cold_backup_disabled")
+    # cold backup is on in the onebox config, and no policy exists
+    assert fetch(meta, "/meta/backup_policy") == (200, "{}\n")
+    assert fetch(meta, "/meta/backup_policy?colour=red") == (400, "Invalid parameter")
     assert fetch(meta, "/meta/app/query_bulk_load?name=x") == (404, "bulk load is not enabled")
 
 

@@ -36,6 +36,8 @@ pub struct MetaService {
     lb_version: std::sync::atomic::AtomicU64,
     /// The metric entities, refreshed by each checker round.
     metrics: super::metrics::MetaMetrics,
+    /// Cold backups and restores.
+    backups: backup::Backups,
 }
 
 /// Resolves a leader's `host:port` (IPv4 literals need no lookup).
@@ -89,6 +91,8 @@ fn level_name(l: MetaFunctionLevel) -> &'static str {
     }
 }
 
+#[path = "service_backup.rs"]
+mod backup;
 #[path = "service_http.rs"]
 mod http_pages;
 
@@ -110,6 +114,7 @@ impl MetaService {
             lb: std::sync::Mutex::new(lb),
             lb_version: std::sync::atomic::AtomicU64::new(0),
             metrics: super::metrics::MetaMetrics::register(),
+            backups: backup::Backups::default(),
         })
     }
 
@@ -276,22 +281,27 @@ impl MetaService {
         self.send_proposals(out);
     }
 
+    /// The connection to a replica server.
+    fn peer(&self, target: RpcAddress) -> Option<Arc<RpcClient>> {
+        let addr = target.to_socket_addr()?;
+        let mut m = self.peers.lock().ok()?;
+        Some(
+            m.entry(target.0)
+                .or_insert_with(|| {
+                    Arc::new(RpcClient::new(
+                        std::net::SocketAddr::V4(addr),
+                        self.self_addr.0,
+                    ))
+                })
+                .clone(),
+        )
+    }
+
     /// Sends RPC_CONFIG_PROPOSAL (one-way) to each target.
     fn send_proposals(&self, out: Vec<Outgoing>) {
         for o in out {
-            let Some(addr) = o.target.to_socket_addr() else {
+            let Some(client) = self.peer(o.target) else {
                 continue;
-            };
-            let client = {
-                let Ok(mut m) = self.peers.lock() else { return };
-                m.entry(o.target.0)
-                    .or_insert_with(|| {
-                        Arc::new(RpcClient::new(
-                            std::net::SocketAddr::V4(addr),
-                            self.self_addr.0,
-                        ))
-                    })
-                    .clone()
             };
             let pid = o
                 .request
@@ -861,6 +871,32 @@ impl MetaService {
                 appid: Some(0),
             }),
             "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_START_BACKUP_APP" => Reply::of(&crate::idl::backup::StartBackupAppResponse {
+                err: e,
+                hint_message: Some(String::new()),
+                backup_id: None,
+            }),
+            "RPC_CM_QUERY_BACKUP_STATUS" => {
+                Reply::of(&crate::idl::backup::QueryBackupStatusResponse {
+                    err: e,
+                    hint_message: Some(String::new()),
+                    backup_items: None,
+                })
+            }
+            "RPC_CM_START_RESTORE" => Reply::of(&ConfigurationCreateAppResponse {
+                err: e,
+                appid: Some(0),
+            }),
+            "RPC_CM_QUERY_RESTORE_STATUS" => {
+                Reply::of(&crate::idl::backup::ConfigurationQueryRestoreResponse {
+                    err: e,
+                    restore_status: None,
+                    restore_progress: None,
+                })
+            }
+            "RPC_CM_REPORT_RESTORE_STATUS" => {
+                Reply::of(&crate::idl::backup::ConfigurationReportRestoreStatusResponse { err: e })
+            }
             "RPC_CM_START_MANUAL_COMPACT" => Reply::of(&StartAppManualCompactResponse {
                 err: e,
                 hint_msg: Some(String::new()),
@@ -1009,6 +1045,26 @@ impl Handler for MetaService {
                 },
                 "RPC_CM_RECALL_APP" => match arg(&req) {
                     Some(r) => reply(self.recall_app(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_START_BACKUP_APP" => match arg(&req) {
+                    Some(r) => reply(self.start_backup_app(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_QUERY_BACKUP_STATUS" => match arg(&req) {
+                    Some(r) => reply(self.query_backup_status(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_START_RESTORE" => match arg(&req) {
+                    Some(r) => reply(self.start_restore(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_QUERY_RESTORE_STATUS" => match arg(&req) {
+                    Some(r) => reply(self.query_restore(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_REPORT_RESTORE_STATUS" => match arg(&req) {
+                    Some(r) => Some(Reply::of(&self.report_restore(r))),
                     None => bad(),
                 },
                 "RPC_CM_START_MANUAL_COMPACT" => match arg::<StartAppManualCompactRequest>(&req) {

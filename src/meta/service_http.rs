@@ -133,7 +133,19 @@ impl MetaService {
                     "duplication is not enabled [FLAGS_duplication_enabled=false]",
                 )
             }
-            "/meta/backup_policy" => return text(404, "cold_backup_disabled"),
+            "/meta/backup_policy" => {
+                let enabled = !crate::flags::flags()
+                    .bool("cold_backup_disabled")
+                    .unwrap_or(true);
+                if !enabled {
+                    return text(404, "cold_backup_disabled");
+                }
+                if req.args.iter().any(|(k, _)| k != "name") {
+                    return text(400, "Invalid parameter");
+                }
+                // No backup policies exist here (they cannot be added yet).
+                return text(200, "{}\n");
+            }
             "/meta/app/start_bulk_load" | "/meta/app/query_bulk_load" => {
                 return text(404, "bulk load is not enabled")
             }

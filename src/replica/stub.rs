@@ -581,8 +581,12 @@ pub struct ReplicaStub {
     migrations: Mutex<HashMap<(i32, i32), crate::idl::replica_admin::DiskMigrationStatus>>,
     /// The metric sets of the server's own entities (they live as long as the stub).
     metric_sets: Mutex<Vec<Arc<crate::metrics::Computed>>>,
+    /// Cold backups under way or done, per (app, partition, policy).
+    backups: Mutex<HashMap<(i32, i32, String), Arc<backup::BackupJob>>>,
 }
 
+#[path = "stub_backup.rs"]
+mod backup;
 #[path = "stub_commands.rs"]
 mod commands;
 #[path = "stub_disk.rs"]
@@ -655,6 +659,7 @@ impl ReplicaStub {
             fs,
             migrations: Mutex::new(HashMap::new()),
             metric_sets: Mutex::new(Vec::new()),
+            backups: Mutex::new(HashMap::new()),
             closed: Mutex::new(HashMap::new()),
             server_name: opts.self_addr.to_string(),
             net: net.clone(),
@@ -797,6 +802,18 @@ impl ReplicaStub {
 
     /// The replica of `info`/`pidx`, created empty when this server has none.
     async fn ensure_replica(&self, info: &AppInfo, pidx: i32) -> Result<Arc<Replica>, String> {
+        self.ensure_replica_as(info, pidx, false).await
+    }
+
+    /// As `ensure_replica`; `primary`: the meta assigns this server the partition's primary,
+    /// so a table created by a restore gets its data from the backup first (upstream restores
+    /// on the first primary only; secondaries learn from it).
+    async fn ensure_replica_as(
+        &self,
+        info: &AppInfo,
+        pidx: i32,
+        primary: bool,
+    ) -> Result<Arc<Replica>, String> {
         let app_id = info.app_id.unwrap_or(0);
         let _guard = self.creating.lock().await;
         if let Some(r) = self.replica(app_id, pidx) {
@@ -807,11 +824,25 @@ impl ReplicaStub {
         // A folder left on some disk is reused; otherwise the emptiest disk takes it.
         let dir = match self.fs.find_existing(&name) {
             Some(d) => d,
-            None => self
-                .fs
-                .choose_dir(&|d: &Path| self.held_in(d, app_id))
-                .ok_or("no data dir can take a new replica")?
-                .join(&name),
+            None => {
+                let dir = self
+                    .fs
+                    .choose_dir(&|d: &Path| self.held_in(d, app_id))
+                    .ok_or("no data dir can take a new replica")?
+                    .join(&name);
+                let spec = info.envs.as_ref().and_then(backup::RestoreSpec::of);
+                if let (true, Some(spec)) = (primary, spec) {
+                    let app_name = info.app_name.clone().unwrap_or_default();
+                    if let Err(e) = self
+                        .restore_partition(&spec, &app_name, app_id, pidx, &dir)
+                        .await
+                    {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(format!("restore failed: {e}"));
+                    }
+                }
+                dir
+            }
         };
         let mut stored = info.clone();
         stored.status = Some(AppStatus::AS_AVAILABLE);
@@ -1170,7 +1201,10 @@ impl ReplicaStub {
                 }
                 None if m.primary == self.net.me.0 && m.ballot <= 1 => {
                     // A brand-new partition assigned here before we saw the proposal.
-                    if let Ok(r) = self.ensure_replica(&info, pid.partition_index).await {
+                    if let Ok(r) = self
+                        .ensure_replica_as(&info, pid.partition_index, true)
+                        .await
+                    {
                         r.send(Input::Config(m, Box::new(info)));
                     }
                 }
@@ -1484,7 +1518,10 @@ impl ReplicaStub {
         let r = match self.replica(pid.app_id, pid.partition_index) {
             Some(r) => r,
             None if kind == ConfigKind::AssignPrimary => {
-                match self.ensure_replica(&info, pid.partition_index).await {
+                match self
+                    .ensure_replica_as(&info, pid.partition_index, true)
+                    .await
+                {
                     Ok(r) => r,
                     Err(e) => {
                         error!("cannot create replica {pid}: {e}");
@@ -1863,6 +1900,7 @@ impl Handler for ReplicaStub {
                     None => Reply::err("ERR_INVALID_DATA"),
                 }),
                 "RPC_QUERY_DISK_INFO" => Some(self.on_query_disk_info(&req)),
+                "RPC_COLD_BACKUP" => Some(self.on_cold_backup(&req)),
                 "RPC_ADD_NEW_DISK" => Some(self.on_add_new_disk(&req)),
                 "RPC_REPLICA_DISK_MIGRATE" => Some(self.on_disk_migrate(&req)),
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),

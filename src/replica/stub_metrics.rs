@@ -148,6 +148,11 @@ impl ReplicaStub {
                 .set(p("rocksdb.cur-size-all-mem-tables"));
             m.rdb_block_cache_mem_usage_bytes
                 .set(p("rocksdb.block-cache-usage"));
+            m.rdb_running_compactions
+                .set(p("rocksdb.num-running-compactions"));
+            m.rdb_pending_compaction_bytes
+                .set(p("rocksdb.estimate-pending-compaction-bytes"));
+            m.rdb_running_flushes.set(p("rocksdb.num-running-flushes"));
         }
     }
 }
