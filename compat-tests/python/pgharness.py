@@ -442,6 +442,7 @@ class SessionOnebox(PrivateOnebox):
         super().__init__("pegasus-pycompat-", "run_sh.log", log)
         self.ports = {"META_PORT_BASE": str(meta_port_base),
                       "REPLICA_PORT_BASE": str(replica_port_base)}
+        self.metas = ["127.0.0.1:%d" % (meta_port_base + 1)]   # what probe() asks
 
     def extra_env(self):
         return dict(self.ports)

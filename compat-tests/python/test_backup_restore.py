@@ -135,3 +135,58 @@ def test_backup_and_restore_errors(cluster, admin):  # noqa: F811
     out = admin("restore -c %s -a %s -i %d -t 12345 -b local_service -n %s_r"
                 % (CLUSTER, name, app_id, name))
     assert "ERR_OBJECT_NOT_FOUND" in out, out
+
+
+@pytest.mark.restart
+def test_replica_killed_during_a_backup(cluster, admin):  # noqa: F811
+    """A replica server killed with -9 right after a backup starts: the backup still ends,
+    completed (the new primaries upload) or failed with a clear status, never hung; a
+    completed one restores exactly."""
+    if cluster.box is None:
+        pytest.skip("an external cluster: its servers are not ours to kill")
+    name = new_table(admin, "bkkill")
+    app_id = table_id(admin, name)
+    c = pgharness.open_client(cluster.metas, name, deadline_s=60)
+    data = {}
+    try:
+        for i in range(2000):
+            hk, sk, v = "h%03d" % (i % 101), "s%04d" % i, "v%d-" % i + "x" * 200
+            assert c.set(hk, sk, v) == (OK, None)
+            data[(hk, sk)] = v
+    finally:
+        c.close()
+    out = admin("backup %d local_service" % app_id)
+    m = re.search(r"BackupID: (\d+)", out)
+    assert m, out
+    backup_id = int(m.group(1))
+    pid_file = os.path.join(cluster.onebox_dir, "replica1", "pegasus_server.pid")
+    os.kill(int(open(pid_file).read().strip()), 9)
+    t_kill = time.time()
+    try:
+        deadline = time.time() + 240
+        status = ""
+        while time.time() < deadline:
+            out = admin("query-backup-status %d %d" % (app_id, backup_id))
+            row = [l for l in out.splitlines() if str(backup_id) in l]
+            if row and ("completed" in row[0] or re.search(r"\|\s*failed\s*\|", row[0])):
+                status = "completed" if "completed" in row[0] else "failed"
+                break
+            time.sleep(2)
+        assert status, "backup %d neither completed nor failed %.0fs after the kill:\n%s" \
+            % (backup_id, time.time() - t_kill, out)
+        pgharness.log("backup %d %s %.1fs after replica1 was killed" %
+                      (backup_id, status, time.time() - t_kill))
+    finally:
+        cluster.box.run("start_onebox_instance", "-r", "1", timeout=180)
+        cluster.box.wait_healthy()
+    if status == "completed":
+        new = name + "_r"
+        out = admin("restore -c %s -a %s -i %d -t %d -b local_service -n %s"
+                    % (CLUSTER, name, app_id, backup_id, new), timeout=300)
+        assert "Done!" in out, out
+        c = pgharness.open_client(cluster.metas, new, deadline_s=60)
+        try:
+            for (hk, sk), v in sorted(data.items())[::7]:
+                assert c.get(hk, sk) == (OK, v.encode()), (hk, sk)
+        finally:
+            c.close()

@@ -120,19 +120,24 @@ pub struct Percentile {
 
 impl Default for Percentile {
     fn default() -> Self {
-        Percentile {
-            ring: (0..SAMPLES).map(|_| AtomicI64::new(0)).collect(),
-            next: AtomicUsize::new(0),
-        }
+        Percentile::with_capacity(SAMPLES)
     }
 }
 
 impl Percentile {
     pub const KIND: Kind = Kind::Percentile;
 
+    /// A ring of `n` samples.
+    pub fn with_capacity(n: usize) -> Percentile {
+        Percentile {
+            ring: (0..n.max(1)).map(|_| AtomicI64::new(0)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
     pub fn record(&self, v: i64) {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.ring[i % SAMPLES].store(v, Ordering::Relaxed);
+        self.ring[i % self.ring.len()].store(v, Ordering::Relaxed);
     }
 
     /// Records the time since `start` in ns.
@@ -140,28 +145,123 @@ impl Percentile {
         self.record(start.elapsed().as_nanos().min(i64::MAX as u128) as i64);
     }
 
-    /// The p50..p999 of the samples held (all 0 before the first sample).
-    pub fn pcts(&self) -> [i64; 5] {
-        let n = self.next.load(Ordering::Relaxed).min(SAMPLES);
-        if n == 0 {
-            return [0; 5];
-        }
-        let mut v: Vec<i64> = self.ring[..n]
+    /// The samples held.
+    fn samples(&self) -> Vec<i64> {
+        let n = self.next.load(Ordering::Relaxed).min(self.ring.len());
+        self.ring[..n]
             .iter()
             .map(|a| a.load(Ordering::Relaxed))
-            .collect();
-        v.sort_unstable();
-        let mut out = [0; 5];
-        for (o, (_, k)) in out.iter_mut().zip(KTH) {
-            let idx = ((n as f64 * k) as usize).min(n - 1);
-            *o = v[idx];
-        }
-        out
+            .collect()
+    }
+
+    /// The p50..p999 of the samples held (all 0 before the first sample).
+    pub fn pcts(&self) -> [i64; 5] {
+        pcts_of(&mut self.samples())
     }
 
     pub fn value(&self) -> Value {
         Value::Pcts(self.pcts())
     }
+}
+
+/// Stripes of the process-wide metrics many threads update at once (network bytes, the
+/// profilers): each thread adds to its own cache line, readers sum them.
+const STRIPES: usize = 8;
+
+#[repr(align(64))]
+#[derive(Debug)]
+struct Stripe(AtomicI64);
+
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    MINE.with(|m| *m)
+}
+
+/// A monotonic count updated from many threads.
+#[derive(Debug)]
+pub struct StripedCounter([Stripe; STRIPES]);
+
+impl Default for StripedCounter {
+    fn default() -> Self {
+        StripedCounter::new()
+    }
+}
+
+impl StripedCounter {
+    pub const KIND: Kind = Kind::Counter;
+    pub const fn new() -> StripedCounter {
+        StripedCounter([const { Stripe(AtomicI64::new(0)) }; STRIPES])
+    }
+    pub fn add(&self, n: i64) {
+        self.0[stripe()].0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+    pub fn value(&self) -> Value {
+        Value::Int(self.get())
+    }
+}
+
+/// Percentiles recorded from many threads: one ring per stripe (`SAMPLES` in all), merged
+/// when read. Its count of samples is `recorded()`.
+#[derive(Debug)]
+pub struct StripedPercentile {
+    rings: Vec<Percentile>,
+}
+
+impl Default for StripedPercentile {
+    fn default() -> Self {
+        StripedPercentile {
+            rings: (0..STRIPES)
+                .map(|_| Percentile::with_capacity(SAMPLES / STRIPES))
+                .collect(),
+        }
+    }
+}
+
+impl StripedPercentile {
+    pub const KIND: Kind = Kind::Percentile;
+    pub fn record(&self, v: i64) {
+        self.rings[stripe()].record(v);
+    }
+    pub fn since(&self, start: std::time::Instant) {
+        self.rings[stripe()].since(start);
+    }
+    /// How many samples were ever recorded.
+    pub fn recorded(&self) -> i64 {
+        self.rings
+            .iter()
+            .map(|r| r.next.load(Ordering::Relaxed) as i64)
+            .sum()
+    }
+    pub fn pcts(&self) -> [i64; 5] {
+        let mut v: Vec<i64> = self.rings.iter().flat_map(|r| r.samples()).collect();
+        pcts_of(&mut v)
+    }
+    pub fn value(&self) -> Value {
+        Value::Pcts(self.pcts())
+    }
+}
+
+/// p50..p999 of `v` (sorted here; all 0 when empty), as upstream picks the kth samples.
+fn pcts_of(v: &mut [i64]) -> [i64; 5] {
+    let n = v.len();
+    if n == 0 {
+        return [0; 5];
+    }
+    v.sort_unstable();
+    let mut out = [0; 5];
+    for (o, (_, k)) in out.iter_mut().zip(KTH) {
+        *o = v[((n as f64 * k) as usize).min(n - 1)];
+    }
+    out
 }
 
 /// A set of metrics that belongs to one entity.
@@ -359,8 +459,8 @@ pub fn tree_bytes(dir: &std::path::Path) -> i64 {
 }
 
 /// Bytes the RPC server read from and wrote to its connections (all protocols).
-pub static NETWORK_RECEIVED_BYTES: AtomicI64 = AtomicI64::new(0);
-pub static NETWORK_SENT_BYTES: AtomicI64 = AtomicI64::new(0);
+pub static NETWORK_RECEIVED_BYTES: StripedCounter = StripedCounter::new();
+pub static NETWORK_SENT_BYTES: StripedCounter = StripedCounter::new();
 
 /// The process's resident and virtual memory in MB (from /proc/self/statm).
 pub fn process_mem_mb() -> (i64, i64) {
@@ -403,7 +503,7 @@ pub fn register_process() -> Arc<Computed> {
                 unit: "Bytes",
                 desc: "The bytes received from the connections of the RPC port",
             },
-            Value::Int(NETWORK_RECEIVED_BYTES.load(Ordering::Relaxed)),
+            Value::Int(NETWORK_RECEIVED_BYTES.get()),
         );
         f(
             &Proto {
@@ -412,7 +512,7 @@ pub fn register_process() -> Arc<Computed> {
                 unit: "Bytes",
                 desc: "The bytes sent on the connections of the RPC port",
             },
-            Value::Int(NETWORK_SENT_BYTES.load(Ordering::Relaxed)),
+            Value::Int(NETWORK_SENT_BYTES.get()),
         );
     })));
     register("server", "server", &[], &set);
@@ -445,6 +545,29 @@ mod tests {
             p.record(7);
         }
         assert_eq!(p.pcts(), [7; 5]);
+    }
+
+    #[test]
+    fn striped_metrics_sum_their_stripes() {
+        let c = std::sync::Arc::new(StripedCounter::new());
+        let p = std::sync::Arc::new(StripedPercentile::default());
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (c, p) = (c.clone(), p.clone());
+                std::thread::spawn(move || {
+                    for v in 1..=100 {
+                        c.inc();
+                        p.record(v);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(c.get(), 400);
+        assert_eq!(p.recorded(), 400);
+        assert_eq!(p.pcts()[0], 51);
     }
 
     #[test]

@@ -78,8 +78,8 @@ metric_set! {
 metric_set! {
     /// Server-side figures of one client task code (upstream's profiler entity).
     pub struct ProfilerMetrics {
-        profiler_server_rpc_latency_ns: Percentile = ("NanoSeconds", "The latency from enqueue point to reply point on the server side for RPC tasks"),
-        profiler_executed_tasks: Counter = ("Tasks", "The number of tasks that have been executed"),
+        profiler_server_rpc_latency_ns: StripedPercentile = ("NanoSeconds", "The latency from enqueue point to reply point on the server side for RPC tasks"),
+        profiler_executed_tasks: StripedCounter = ("Tasks", "The number of tasks that have been executed"),
     }
 }
 

@@ -279,8 +279,7 @@ async fn serve_connection<H: Handler>(
             if wr.write_all(&out).await.is_err() {
                 break;
             }
-            crate::metrics::NETWORK_SENT_BYTES
-                .fetch_add(out.len() as i64, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::NETWORK_SENT_BYTES.add(out.len() as i64);
             done.clear();
             if out.capacity() > 1 << 20 {
                 out = Vec::with_capacity(64 * 1024);
@@ -372,8 +371,7 @@ async fn serve_connection<H: Handler>(
         if n == 0 {
             break;
         }
-        crate::metrics::NETWORK_RECEIVED_BYTES
-            .fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::NETWORK_RECEIVED_BYTES.add(n as i64);
         buf.extend_from_slice(&chunk[..n]);
     }
     drop(tx);
