@@ -401,6 +401,15 @@ const DEFS: &[Def] = &[
     ),
     (
         "meta_server",
+        "backup_policy_min_interval_seconds",
+        Int64,
+        "86400",
+        false,
+        positive,
+        "the shortest backup interval a policy may have (upstream: one day)",
+    ),
+    (
+        "meta_server",
         "cold_backup_disabled",
         Bool,
         "true",

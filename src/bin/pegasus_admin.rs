@@ -3,6 +3,14 @@
 //!
 //!   pegasus_admin -m <meta,meta,...> get_replica_count <table>
 //!   pegasus_admin -m <meta,meta,...> set_replica_count <table> <count>
+//!   pegasus_admin -m <meta,...> add_backup_policy -p <name> -b <provider> -a <id,id,...>
+//!                 -i <interval seconds> -s <hour:minute> -c <history count>
+//!   pegasus_admin -m <meta,...> ls_backup_policy
+//!   pegasus_admin -m <meta,...> query_backup_policy -p <name,name,...> [-b <backup count>]
+//!   pegasus_admin -m <meta,...> modify_backup_policy -p <name> [-a <ids>] [-r <ids>]
+//!                 [-i <seconds>] [-c <count>] [-s <hour:minute>]
+//!   pegasus_admin -m <meta,...> disable_backup_policy -p <name> [-f]
+//!   pegasus_admin -m <meta,...> enable_backup_policy -p <name>
 //!
 //! Each request goes to the metas in turn until one answers as leader.
 
@@ -10,6 +18,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use pegasus_rs::idl::backup::{
+    ConfigurationAddBackupPolicyRequest, ConfigurationAddBackupPolicyResponse,
+    ConfigurationModifyBackupPolicyRequest, ConfigurationModifyBackupPolicyResponse,
+    ConfigurationQueryBackupPolicyRequest, ConfigurationQueryBackupPolicyResponse,
+};
 use pegasus_rs::idl::dsn::ErrorCode;
 use pegasus_rs::idl::meta_admin::{
     ConfigurationGetMaxReplicaCountRequest, ConfigurationGetMaxReplicaCountResponse,
@@ -19,7 +32,102 @@ use pegasus_rs::rpc::client::RpcClient;
 use thrift::protocol::TSerializable;
 
 const USAGE: &str = "usage: pegasus_admin -m <meta,...> get_replica_count <table>\n       \
-                     pegasus_admin -m <meta,...> set_replica_count <table> <count>";
+                     pegasus_admin -m <meta,...> set_replica_count <table> <count>\n       \
+                     pegasus_admin -m <meta,...> add_backup_policy -p <name> -b <provider> -a <ids> -i <seconds> -s <hh:mm> -c <count>\n       \
+                     pegasus_admin -m <meta,...> ls_backup_policy\n       \
+                     pegasus_admin -m <meta,...> query_backup_policy -p <names> [-b <count>]\n       \
+                     pegasus_admin -m <meta,...> modify_backup_policy -p <name> [-a <ids>] [-r <ids>] [-i <seconds>] [-c <count>] [-s <hh:mm>]\n       \
+                     pegasus_admin -m <meta,...> disable_backup_policy -p <name> [-f]\n       \
+                     pegasus_admin -m <meta,...> enable_backup_policy -p <name>";
+
+/// `-x value` options of a command (`-f` alone counts as "true").
+fn options(args: &[&str]) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let k = args[i].trim_start_matches('-').to_string();
+        match args.get(i + 1) {
+            Some(v) if !v.starts_with('-') => {
+                m.insert(k, v.to_string());
+                i += 2;
+            }
+            _ => {
+                m.insert(k, "true".into());
+                i += 1;
+            }
+        }
+    }
+    m
+}
+
+fn ids(s: Option<&String>) -> Result<Option<Vec<i32>>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) => s
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse::<i32>().map_err(|_| format!("invalid app id {x}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+    }
+}
+
+/// Prints policies and their backups as the C++ shell's `query_backup_policy` does.
+fn print_policies(r: &ConfigurationQueryBackupPolicyResponse) {
+    let infos = r.backup_infos.clone().unwrap_or_default();
+    for (i, p) in r.policys.iter().flatten().enumerate() {
+        let name = p.policy_name.clone().unwrap_or_default();
+        let ids: Vec<String> = p.app_ids.iter().flatten().map(|x| x.to_string()).collect();
+        println!("[{name}]");
+        println!(
+            "  backup_provider_type : {}",
+            p.backup_provider_type.clone().unwrap_or_default()
+        );
+        println!(
+            "  backup_interval      : {}s",
+            p.backup_interval_seconds.clone().unwrap_or_default()
+        );
+        println!("  app_ids              : {{{}}}", ids.join(", "));
+        println!(
+            "  start_time           : {}",
+            p.start_time.clone().unwrap_or_default()
+        );
+        println!(
+            "  status               : {}",
+            if p.is_disable == Some(true) {
+                "disabled"
+            } else {
+                "enabled"
+            }
+        );
+        println!(
+            "  backup_history_count : {}",
+            p.backup_history_count_to_keep.unwrap_or(0)
+        );
+        if let Some(list) = infos.get(i).filter(|l| !l.is_empty()) {
+            println!("[{name}_backup_info]");
+            println!(
+                "  {:<16}{:<16}{:<16}app_ids",
+                "id", "start_time", "end_time"
+            );
+            for b in list {
+                let ids: Vec<String> = b.app_ids.iter().flatten().map(|x| x.to_string()).collect();
+                let end = b.end_time_ms.unwrap_or(0);
+                println!(
+                    "  {:<16}{:<16}{:<16}{{{}}}",
+                    b.backup_id.unwrap_or(0),
+                    b.start_time_ms.unwrap_or(0),
+                    if end == 0 {
+                        "-".to_string()
+                    } else {
+                        end.to_string()
+                    },
+                    ids.join(", ")
+                );
+            }
+        }
+    }
+}
 
 /// Calls `rpc` on each meta until one answers with an error other than "ask another meta".
 async fn call_meta<Req, Resp>(
@@ -139,6 +247,107 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 }
             );
             Ok(())
+        }
+        [cmd, opts @ ..] if cmd.ends_with("_backup_policy") => {
+            let o = options(opts);
+            let name = o.get("p").cloned().unwrap_or_default();
+            match *cmd {
+                "add_backup_policy" => {
+                    let req = ConfigurationAddBackupPolicyRequest {
+                        backup_provider_type: o.get("b").cloned(),
+                        policy_name: Some(name.clone()),
+                        app_ids: Some(ids(o.get("a"))?.unwrap_or_default()),
+                        backup_interval_seconds: o.get("i").and_then(|x| x.parse().ok()),
+                        backup_history_count_to_keep: o.get("c").and_then(|x| x.parse().ok()),
+                        start_time: o.get("s").cloned(),
+                    };
+                    let r: ConfigurationAddBackupPolicyResponse = call_meta(
+                        &metas,
+                        "RPC_CM_ADD_BACKUP_POLICY",
+                        &req,
+                        |r: &ConfigurationAddBackupPolicyResponse| r.err,
+                    )
+                    .await?;
+                    if r.err != Some(ErrorCode::OK) {
+                        return Err(format!(
+                            "add backup policy failed: {} {}",
+                            err_text(r.err),
+                            r.hint_message.unwrap_or_default()
+                        ));
+                    }
+                    println!("add backup policy succeed, policy_name = {name}");
+                    Ok(())
+                }
+                "ls_backup_policy" | "query_backup_policy" => {
+                    let names: Vec<String> = name
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    let count = if *cmd == "ls_backup_policy" {
+                        0
+                    } else {
+                        o.get("b").and_then(|x| x.parse().ok()).unwrap_or(3)
+                    };
+                    let req = ConfigurationQueryBackupPolicyRequest {
+                        policy_names: Some(names),
+                        backup_info_count: Some(count),
+                    };
+                    let r: ConfigurationQueryBackupPolicyResponse = call_meta(
+                        &metas,
+                        "RPC_CM_QUERY_BACKUP_POLICY",
+                        &req,
+                        |r: &ConfigurationQueryBackupPolicyResponse| r.err,
+                    )
+                    .await?;
+                    if r.err != Some(ErrorCode::OK) {
+                        return Err(format!(
+                            "query backup policy failed: {} {}",
+                            err_text(r.err),
+                            r.hint_msg.unwrap_or_default()
+                        ));
+                    }
+                    print_policies(&r);
+                    Ok(())
+                }
+                "modify_backup_policy" | "disable_backup_policy" | "enable_backup_policy" => {
+                    let req = ConfigurationModifyBackupPolicyRequest {
+                        policy_name: Some(name.clone()),
+                        add_appids: ids(o.get("a"))?,
+                        removal_appids: ids(o.get("r"))?,
+                        new_backup_interval_sec: o.get("i").and_then(|x| x.parse().ok()),
+                        backup_history_count_to_keep: o.get("c").and_then(|x| x.parse().ok()),
+                        is_disable: match *cmd {
+                            "disable_backup_policy" => Some(true),
+                            "enable_backup_policy" => Some(false),
+                            _ => None,
+                        },
+                        start_time: o.get("s").cloned(),
+                        force_disable: o.contains_key("f").then_some(true),
+                    };
+                    let r: ConfigurationModifyBackupPolicyResponse = call_meta(
+                        &metas,
+                        "RPC_CM_MODIFY_BACKUP_POLICY",
+                        &req,
+                        |r: &ConfigurationModifyBackupPolicyResponse| r.err,
+                    )
+                    .await?;
+                    let hint = r.hint_message.unwrap_or_default();
+                    if r.err != Some(ErrorCode::OK) {
+                        return Err(format!("{cmd} failed: {} {hint}", err_text(r.err)));
+                    }
+                    println!(
+                        "{cmd} succeed{}",
+                        if hint.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {hint}")
+                        }
+                    );
+                    Ok(())
+                }
+                _ => Err(USAGE.into()),
+            }
         }
         _ => Err(USAGE.into()),
     }

@@ -1,6 +1,7 @@
 //! The meta server: cluster state, its persistence, and its RPC surface.
 
 pub mod app_env_validator;
+pub mod backup_policy;
 pub mod balancer;
 pub mod election;
 pub mod guardian;

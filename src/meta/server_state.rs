@@ -335,6 +335,17 @@ impl ServerState {
         format!("{r}/apps")
     }
 
+    /// Where backup policies live: `<cluster_root>/backup`.
+    pub fn backup_root(&self) -> String {
+        let r = self.opts.cluster_root.trim_end_matches('/');
+        format!("{r}/backup")
+    }
+
+    /// The state store, for the documents the backup service keeps beside the tables.
+    pub fn store_mut(&mut self) -> &mut dyn super::state_store::StateStore {
+        self.store.as_mut()
+    }
+
     pub fn app_by_name(&self, name: &str) -> Option<&AppState> {
         self.apps.values().find(|a| {
             a.info.app_name.as_deref() == Some(name) && a.info.status != Some(AppStatus::AS_DROPPED)

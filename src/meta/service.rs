@@ -95,6 +95,8 @@ fn level_name(l: MetaFunctionLevel) -> &'static str {
 mod backup;
 #[path = "service_http.rs"]
 mod http_pages;
+#[path = "service_policy.rs"]
+mod policy;
 
 impl MetaService {
     pub fn new(
@@ -148,6 +150,7 @@ impl MetaService {
                 "meta {} serves as leader (state loaded: {state})",
                 me.self_addr
             );
+            me.start_policy_scheduler();
             loop {
                 tokio::time::sleep(me.check_interval).await;
                 if me.election.view().is_leader {
@@ -871,6 +874,26 @@ impl MetaService {
                 appid: Some(0),
             }),
             "RPC_CM_DROP_APP" => Reply::of(&ConfigurationDropAppResponse { err: e }),
+            "RPC_CM_ADD_BACKUP_POLICY" => {
+                Reply::of(&crate::idl::backup::ConfigurationAddBackupPolicyResponse {
+                    err: e,
+                    hint_message: Some(String::new()),
+                })
+            }
+            "RPC_CM_MODIFY_BACKUP_POLICY" => Reply::of(
+                &crate::idl::backup::ConfigurationModifyBackupPolicyResponse {
+                    err: e,
+                    hint_message: Some(String::new()),
+                },
+            ),
+            "RPC_CM_QUERY_BACKUP_POLICY" => Reply::of(
+                &crate::idl::backup::ConfigurationQueryBackupPolicyResponse {
+                    err: e,
+                    policys: Some(Vec::new()),
+                    backup_infos: Some(Vec::new()),
+                    hint_msg: None,
+                },
+            ),
             "RPC_CM_START_BACKUP_APP" => Reply::of(&crate::idl::backup::StartBackupAppResponse {
                 err: e,
                 hint_message: Some(String::new()),
@@ -1045,6 +1068,18 @@ impl Handler for MetaService {
                 },
                 "RPC_CM_RECALL_APP" => match arg(&req) {
                     Some(r) => reply(self.recall_app(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_ADD_BACKUP_POLICY" => match arg(&req) {
+                    Some(r) => reply(self.add_backup_policy(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_QUERY_BACKUP_POLICY" => match arg(&req) {
+                    Some(r) => reply(self.query_backup_policy(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_MODIFY_BACKUP_POLICY" => match arg(&req) {
+                    Some(r) => reply(self.modify_backup_policy(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
                 },
                 "RPC_CM_START_BACKUP_APP" => match arg(&req) {

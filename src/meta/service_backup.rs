@@ -32,6 +32,8 @@ const PROGRESS_FINISHED: i32 = 1000;
 #[derive(Debug)]
 pub struct BackupEngine {
     pub backup_id: i64,
+    /// The policy name sent to replicas (`fake_policy_<id>` for one-off backups).
+    pub policy_name: String,
     pub app_id: i32,
     pub app_name: String,
     pub provider: String,
@@ -41,6 +43,30 @@ pub struct BackupEngine {
 }
 
 impl BackupEngine {
+    /// A backup of one table by a policy.
+    pub fn for_policy(
+        policy: &str,
+        provider: &str,
+        backup_id: i64,
+        app_id: i32,
+        app: &str,
+    ) -> Self {
+        BackupEngine {
+            backup_id,
+            policy_name: policy.to_string(),
+            app_id,
+            app_name: app.to_string(),
+            provider: provider.to_string(),
+            backup_path: String::new(),
+            end_ms: AtomicI64::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
     fn in_progress(&self) -> bool {
         self.end_ms.load(Ordering::SeqCst) == 0 && !self.failed.load(Ordering::SeqCst)
     }
@@ -62,21 +88,23 @@ impl BackupEngine {
 #[derive(Debug, Default)]
 pub struct Backups {
     engines: std::sync::Mutex<Vec<Arc<BackupEngine>>>,
+    /// The backup policies (loaded from the state store when first needed).
+    pub(super) policies: tokio::sync::Mutex<Option<BTreeMap<String, super::policy::PolicyState>>>,
     /// Per restored table: (status, progress) of each partition.
     restores: std::sync::Mutex<HashMap<i32, Vec<(ErrorCode, i32)>>>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     (crate::base::value_schema::now_us() / 1000) as i64
 }
 
-fn enabled() -> bool {
+pub(super) fn enabled() -> bool {
     !crate::flags::flags()
         .bool("cold_backup_disabled")
         .unwrap_or(true)
 }
 
-fn cold_backup_root() -> String {
+pub(super) fn cold_backup_root() -> String {
     crate::flags::flags()
         .string("cold_backup_root")
         .unwrap_or_default()
@@ -129,6 +157,7 @@ impl MetaService {
         let app_name = info.app_name.clone().unwrap_or_default();
         let engine = Arc::new(BackupEngine {
             backup_id,
+            policy_name: format!("fake_policy_{backup_id}"),
             app_id,
             app_name: app_name.clone(),
             provider,
@@ -254,14 +283,14 @@ impl MetaService {
     }
 
     /// Polls partition `pidx`'s primary until its upload is complete (or the backup fails).
-    async fn backup_partition(&self, e: &BackupEngine, pidx: i32) {
+    pub(super) async fn backup_partition(&self, e: &BackupEngine, pidx: i32) {
         let req = BackupRequest {
             pid: Some(Gpid {
                 app_id: e.app_id,
                 partition_index: pidx,
             }),
             policy: Some(PolicyInfo {
-                policy_name: Some(format!("fake_policy_{}", e.backup_id)),
+                policy_name: Some(e.policy_name.clone()),
                 backup_provider_type: Some(e.provider.clone()),
             }),
             app_name: Some(e.app_name.clone()),

@@ -143,8 +143,41 @@ impl MetaService {
                 if req.args.iter().any(|(k, _)| k != "name") {
                     return text(400, "Invalid parameter");
                 }
-                // No backup policies exist here (they cannot be added yet).
-                return text(200, "{}\n");
+                let want = req.arg("name").map(str::to_string);
+                let all = self
+                    .backups
+                    .policies
+                    .lock()
+                    .await
+                    .clone()
+                    .unwrap_or_default();
+                let mut out = Object::new();
+                for (name, st) in &all {
+                    if want.as_ref().is_some_and(|w| w != name) {
+                        continue;
+                    }
+                    let p = &st.policy;
+                    let ids: Vec<i32> = p.app_ids.iter().copied().collect();
+                    out.row(
+                        "name",
+                        name,
+                        &[
+                            ("backup_provider_type", p.provider.clone()),
+                            ("backup_interval", p.interval_seconds.to_string()),
+                            ("app_ids", serde_json::Value::from(ids).to_string()),
+                            (
+                                "start_time",
+                                crate::meta::backup_policy::start_text(p.start),
+                            ),
+                            (
+                                "status",
+                                if p.disabled { "disabled" } else { "enabled" }.into(),
+                            ),
+                            ("backup_history_count", p.history_count.to_string()),
+                        ],
+                    );
+                }
+                return text(200, out.finish_line());
             }
             "/meta/app/start_bulk_load" | "/meta/app/query_bulk_load" => {
                 return text(404, "bulk load is not enabled")
