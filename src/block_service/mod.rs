@@ -83,8 +83,18 @@ impl LocalService {
         LocalService { root }
     }
 
-    fn local(&self, path: &str) -> PathBuf {
-        self.root.join(combine(&[path]))
+    /// The local file of `path`, always under the root: a leading `/` is relative to the root
+    /// (as upstream's path_combine makes it), and a `..` segment is refused, so no request or
+    /// stored file name reaches outside the block service.
+    fn local(&self, path: &str) -> Result<PathBuf, ErrorCode> {
+        let mut p = self.root.clone();
+        for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            if seg == ".." {
+                return Err(ErrorCode::INVALID_PARAMETERS);
+            }
+            p.push(seg);
+        }
+        Ok(p)
     }
 
     fn sidecar(p: &Path) -> PathBuf {
@@ -102,7 +112,7 @@ impl LocalService {
 
     /// The size and md5 of a stored file; `None` when it (or its sidecar) is missing.
     pub fn meta(&self, path: &str) -> Result<Option<FileMeta>, ErrorCode> {
-        let p = self.local(path);
+        let p = self.local(path)?;
         if !p.is_file() {
             return Ok(None);
         }
@@ -124,7 +134,7 @@ impl LocalService {
 
     /// Writes `bytes` as the file `path` (and its sidecar).
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ErrorCode> {
-        let p = self.local(path);
+        let p = self.local(path)?;
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).map_err(fs_err)?;
         }
@@ -143,12 +153,12 @@ impl LocalService {
         if self.meta(path)?.is_none() {
             return Err(ErrorCode::OBJECT_NOT_FOUND);
         }
-        std::fs::read(self.local(path)).map_err(fs_err)
+        std::fs::read(self.local(path)?).map_err(fs_err)
     }
 
     /// Copies the local file `from` to `path`; returns what was stored.
     pub fn upload(&self, from: &Path, path: &str) -> Result<FileMeta, ErrorCode> {
-        let p = self.local(path);
+        let p = self.local(path)?;
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).map_err(fs_err)?;
         }
@@ -169,7 +179,7 @@ impl LocalService {
         if let Some(d) = to.parent() {
             std::fs::create_dir_all(d).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
         }
-        std::fs::copy(self.local(path), to).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
+        std::fs::copy(self.local(path)?, to).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
         Ok(FileMeta {
             size: std::fs::metadata(to).map_err(fs_err)?.len() as i64,
             md5: md5_file(to).map_err(fs_err)?,
@@ -178,7 +188,7 @@ impl LocalService {
 
     /// Lists a directory: its subdirectories, and its files that have a sidecar.
     pub fn list(&self, path: &str) -> Result<Vec<Entry>, ErrorCode> {
-        let p = self.local(path);
+        let p = self.local(path)?;
         if p.is_file() {
             return Err(ErrorCode::INVALID_PARAMETERS);
         }
@@ -197,7 +207,7 @@ impl LocalService {
 
     /// Removes a file (and its sidecar) or a directory (recursively only if asked).
     pub fn remove(&self, path: &str, recursive: bool) -> Result<(), ErrorCode> {
-        let p = self.local(path);
+        let p = self.local(path)?;
         if p.is_dir() {
             if recursive {
                 std::fs::remove_dir_all(&p).map_err(fs_err)
@@ -292,5 +302,13 @@ mod tests {
         assert_eq!(s.remove("r", false), Err(ErrorCode::DIR_NOT_EMPTY));
         s.remove("r", true).unwrap();
         assert_eq!(s.list("r"), Err(ErrorCode::OBJECT_NOT_FOUND));
+        // Nothing reaches outside the root.
+        assert_eq!(s.read("../etc/passwd"), Err(ErrorCode::INVALID_PARAMETERS));
+        assert_eq!(
+            s.write("a/../../x", b"x"),
+            Err(ErrorCode::INVALID_PARAMETERS)
+        );
+        s.write("/abs/f", b"y").unwrap();
+        assert!(dir.path().join("abs/f").is_file());
     }
 }

@@ -30,47 +30,42 @@ impl Collector for Snap {
         for (name, fam) in &self.0 {
             let name = format!("pegasus_{name}");
             let help = fam.proto.desc;
-            match fam.proto.kind {
-                Kind::Counter => {
-                    let mut me = encoder.encode_descriptor(
-                        &name,
-                        help,
-                        None,
-                        ConstCounter::new(0u64).metric_type(),
-                    )?;
-                    for (labels, v) in &fam.samples {
-                        let m = me.encode_family(labels)?;
-                        ConstCounter::new(v.scalar().max(0) as u64).encode(m)?;
-                    }
-                }
-                Kind::Gauge => {
-                    let mut me = encoder.encode_descriptor(
-                        &name,
-                        help,
-                        None,
-                        ConstGauge::new(0i64).metric_type(),
-                    )?;
-                    for (labels, v) in &fam.samples {
-                        let m = me.encode_family(labels)?;
-                        ConstGauge::new(v.scalar()).encode(m)?;
-                    }
-                }
-                Kind::Percentile => {
-                    let mut me = encoder.encode_descriptor(
-                        &name,
-                        help,
-                        None,
-                        ConstGauge::new(0i64).metric_type(),
-                    )?;
-                    for (labels, v) in &fam.samples {
-                        let Value::Pcts(p) = v else { continue };
-                        for ((_, q), pv) in KTH.iter().zip(p) {
+            // A percentile becomes one gauge sample per quantile.
+            let points: Vec<(Labels, i64)> = match fam.proto.kind {
+                Kind::Percentile => fam
+                    .samples
+                    .iter()
+                    .filter_map(|(labels, v)| match v {
+                        Value::Pcts(p) => Some((labels, *p)),
+                        Value::Int(_) => None,
+                    })
+                    .flat_map(|(labels, p)| {
+                        KTH.iter().zip(p).map(move |((_, q), pv)| {
                             let mut l = labels.clone();
                             l.push(("quantile".into(), q.to_string()));
-                            let m = me.encode_family(&l)?;
-                            ConstGauge::new(*pv).encode(m)?;
-                        }
-                    }
+                            (l, pv)
+                        })
+                    })
+                    .collect(),
+                _ => fam
+                    .samples
+                    .iter()
+                    .map(|(labels, v)| (labels.clone(), v.scalar()))
+                    .collect(),
+            };
+            let counter = fam.proto.kind == Kind::Counter;
+            let ty = if counter {
+                ConstCounter::new(0u64).metric_type()
+            } else {
+                ConstGauge::new(0i64).metric_type()
+            };
+            let mut me = encoder.encode_descriptor(&name, help, None, ty)?;
+            for (labels, v) in &points {
+                let m = me.encode_family(labels)?;
+                if counter {
+                    ConstCounter::new(v.max(&0).unsigned_abs()).encode(m)?;
+                } else {
+                    ConstGauge::new(*v).encode(m)?;
                 }
             }
         }
