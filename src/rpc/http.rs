@@ -237,7 +237,10 @@ pub async fn serve<H: Handler>(stream: TcpStream, head: [u8; 4], handler: Arc<H>
         stream,
     });
     let svc = hyper::service::service_fn(move |req| serve_one(handler.clone(), req));
+    // A client that sends its headers too slowly is dropped rather than held forever.
     let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(60))
         .keep_alive(true)
         .serve_connection(io, svc)
         .await;
