@@ -86,6 +86,13 @@ if [ -f "$ROOT/compat-tests/python/setup.sh" ]; then
     bash "$ROOT/compat-tests/python/setup.sh"
 fi
 
+# The HDFS backup test: Hadoop's MiniDFSCluster, its jars from Maven Central into the project's
+# Maven cache (reused by later runs).
+if [ -f "$ROOT/tools/minidfs/pom.xml" ]; then
+    log "resolving the MiniDFSCluster launcher (tools/minidfs)"
+    "$ROOT/tools/minidfs.sh" build
+fi
+
 # Go compat tests: `make go-test` builds them against the upstream Go client of the shared
 # clients folder (the module proxy refuses it); `go test` fetches the other modules itself.
 if [ -f "$ROOT/compat-tests/go/go.mod" ] && ! command -v go >/dev/null 2>&1; then

@@ -2,6 +2,7 @@
 # runs the reactor in a background thread, wraps client calls, and starts/stops a onebox cluster.
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -433,6 +434,65 @@ class PrivateOnebox(object):
                 shutil.rmtree(self.base, ignore_errors=True)
             else:
                 self.report("kept onebox at %s" % self.onebox_dir)
+
+
+def set_config(text, section, key, value):
+    """config.ini text with [section] key = value: replaced within that section, or added to
+    it (the section is added when missing)."""
+    lines = text.split("\n")
+    head = "[%s]" % section
+    start = next((i for i, l in enumerate(lines) if l.strip() == head), None)
+    if start is None:
+        return text.rstrip("\n") + "\n\n%s\n  %s = %s\n" % (head, key, value)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("[")),
+               len(lines))
+    for i in range(start + 1, end):
+        m = re.match(r"^([ \t]*%s[ \t]*=)" % re.escape(key), lines[i])
+        if m:
+            lines[i] = "%s %s" % (m.group(1), value)
+            return "\n".join(lines)
+    lines.insert(start + 1, "  %s = %s" % (key, value))
+    return "\n".join(lines)
+
+
+class ConfiguredOnebox(PrivateOnebox):
+    """A private onebox on its own ports whose servers run conf/config.ini with `settings`
+    ({(section, key): value}) applied. run.sh writes every instance's config.ini from the
+    template (also on each start_onebox), so the settings survive restarts."""
+
+    def __init__(self, prefix, log_name, meta_port_base, replica_port_base, settings,
+                 report=print):
+        super().__init__(prefix, log_name, report)
+        self.meta_port_base, self.replica_port_base = meta_port_base, replica_port_base
+        self.template = os.path.join(self.base, "config.ini")
+        self.metas = ["127.0.0.1:%d" % (meta_port_base + 1)]
+        root = os.path.normpath(os.path.join(HERE, "..", ".."))
+        with open(os.path.join(root, "conf", "config.ini")) as f:
+            text = f.read()
+        for (section, key), value in settings.items():
+            text = set_config(text, section, key, value)
+        with open(self.template, "w") as f:
+            f.write(text)
+
+    def extra_env(self):
+        return {"META_PORT_BASE": str(self.meta_port_base),
+                "REPLICA_PORT_BASE": str(self.replica_port_base),
+                "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"}
+
+    def admin(self, *lines, timeout=300):
+        """The shared admin-cli's output for `lines`, typed in one session."""
+        from test_admin_cli import admin_cli_path   # late: that module imports this one
+        p = subprocess.run([admin_cli_path(), "-m", ",".join(self.metas)],
+                           input=("\n".join(lines) + "\n").encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout, cwd=self.base)
+        return p.stdout.decode("utf-8", "replace")
+
+    def tool(self, *args):
+        """(exit code, output) of `pegasus_admin -m <metas> args...`."""
+        tool = os.path.join(os.path.dirname(self.bin), "pegasus_admin")
+        p = subprocess.run([tool, "-m", ",".join(self.metas)] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        return p.returncode, p.stdout.decode()
 
 
 class SessionOnebox(PrivateOnebox):

@@ -7,7 +7,6 @@
 import json
 import os
 import re
-import subprocess
 import time
 import urllib.request
 
@@ -15,47 +14,21 @@ import pytest
 
 import pgharness
 from pgharness import OK
-from test_admin_cli import admin_cli_path
-from test_zy_pacifica import set_config
 
 pytestmark = pytest.mark.restart  # a cluster of its own; sorted with the restarting tests
 
 META_PORT_BASE = 22600
 REPLICA_PORT_BASE = 22800
-ROOT = os.path.normpath(os.path.join(pgharness.HERE, "..", ".."))
 SETTINGS = {
     ("meta_server", "backup_policy_min_interval_seconds"): "5",
     ("replication", "cold_backup_checkpoint_reserve_minutes"): "0",
 }
 
 
-class PolicyCluster(pgharness.PrivateOnebox):
+class PolicyCluster(pgharness.ConfiguredOnebox):
     def __init__(self):
-        super().__init__("pegasus-policy-", "policy_run_sh.log", pgharness.log)
-        self.template = os.path.join(self.base, "config.ini")
-        self.metas = ["127.0.0.1:%d" % (META_PORT_BASE + 1)]
-        with open(os.path.join(ROOT, "conf", "config.ini")) as f:
-            text = f.read()
-        for (section, key), value in SETTINGS.items():
-            text = set_config(text, section, key, value)
-        with open(self.template, "w") as f:
-            f.write(text)
-
-    def extra_env(self):
-        return {"META_PORT_BASE": str(META_PORT_BASE), "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
-                "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"}
-
-    def tool(self, *args):
-        tool = os.path.join(os.path.dirname(self.bin), "pegasus_admin")
-        p = subprocess.run([tool, "-m", ",".join(self.metas)] + list(args),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-        return p.returncode, p.stdout.decode()
-
-    def admin(self, *lines):
-        p = subprocess.run([admin_cli_path(), "-m", ",".join(self.metas)],
-                           input=("\n".join(lines) + "\n").encode(), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=300, cwd=self.base)
-        return p.stdout.decode("utf-8", "replace")
+        super().__init__("pegasus-policy-", "policy_run_sh.log", META_PORT_BASE,
+                         REPLICA_PORT_BASE, SETTINGS, pgharness.log)
 
 
 @pytest.fixture(scope="module")

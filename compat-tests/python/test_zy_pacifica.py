@@ -40,20 +40,11 @@ SETTINGS = {
 LOG_SETTINGS = [k for (_, k) in SETTINGS]
 
 
-def set_config(text, section, key, value):
-    """config.ini text with [section] key = value (replaced, or added to the section)."""
-    text, n = re.subn(r"(?m)^([ \t]*%s[ \t]*=).*$" % key, r"\g<1> %s" % value, text)
-    if n:
-        return text
-    text, n = re.subn(r"(?m)^\[%s\][ \t]*$" % section, "[%s]\n  %s = %s" % (section, key, value),
-                      text, count=1)
-    return text if n else text + "\n[%s]\n  %s = %s\n" % (section, key, value)
 N_WRITERS = 8
 HASHES_PER_WRITER = 32          # each writer spreads its keys over every partition
 WRITER_TIMEOUT_MS = 3000
 HEALTH_TIMEOUT = 120.0
 REPORT = os.path.join(pgharness.LOG_DIR, "pacifica_report.txt")
-ROOT = os.path.normpath(os.path.join(pgharness.HERE, "..", ".."))
 
 
 report = pgharness.reporter("pacifica", REPORT)
@@ -70,26 +61,13 @@ def pidx_of(hk):
     return PegasusHash.default_hash(hk.encode()) % PARTITIONS
 
 
-class PCluster(pgharness.PrivateOnebox):
-    """A private onebox driven through run.sh with its own dir, ports and config template."""
+class PCluster(pgharness.ConfiguredOnebox):
+    """A private onebox with its own dir, ports and config (a small learning cache)."""
     health_timeout = HEALTH_TIMEOUT
 
     def __init__(self):
-        super().__init__("pegasus-pacifica-", "pacifica_run_sh.log", report)
-        self.template = os.path.join(self.base, "config.ini")
-        self.metas = ["127.0.0.1:%d" % (META_PORT_BASE + 1)]
-        # run.sh writes every instance's config.ini from CONFIG_TEMPLATE (also on each
-        # start_onebox), so a template with a small learning cache keeps it across restarts.
-        with open(os.path.join(ROOT, "conf", "config.ini")) as f:
-            text = f.read()
-        for (section, key), value in SETTINGS.items():
-            text = set_config(text, section, key, value)
-        with open(self.template, "w") as f:
-            f.write(text)
-
-    def extra_env(self):
-        return {"META_PORT_BASE": str(META_PORT_BASE), "REPLICA_PORT_BASE": str(REPLICA_PORT_BASE),
-                "CONFIG_TEMPLATE": self.template, "ONEBOX_WAIT_SECONDS": "120"}
+        super().__init__("pegasus-pacifica-", "pacifica_run_sh.log", META_PORT_BASE,
+                         REPLICA_PORT_BASE, SETTINGS, report)
 
     def replica_dir(self, n):
         return os.path.join(self.onebox_dir, "replica%d" % n)

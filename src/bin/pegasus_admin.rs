@@ -11,6 +11,7 @@
 //!                 [-i <seconds>] [-c <count>] [-s <hour:minute>]
 //!   pegasus_admin -m <meta,...> disable_backup_policy -p <name> [-f]
 //!   pegasus_admin -m <meta,...> enable_backup_policy -p <name>
+//!   pegasus_admin -m <meta,...> query_restore_status <restore app id> [-d]
 //!
 //! Each request goes to the metas in turn until one answers as leader.
 
@@ -22,6 +23,7 @@ use pegasus_rs::idl::backup::{
     ConfigurationAddBackupPolicyRequest, ConfigurationAddBackupPolicyResponse,
     ConfigurationModifyBackupPolicyRequest, ConfigurationModifyBackupPolicyResponse,
     ConfigurationQueryBackupPolicyRequest, ConfigurationQueryBackupPolicyResponse,
+    ConfigurationQueryRestoreRequest, ConfigurationQueryRestoreResponse,
 };
 use pegasus_rs::idl::dsn::ErrorCode;
 use pegasus_rs::idl::meta_admin::{
@@ -38,7 +40,8 @@ const USAGE: &str = "usage: pegasus_admin -m <meta,...> get_replica_count <table
                      pegasus_admin -m <meta,...> query_backup_policy -p <names> [-b <count>]\n       \
                      pegasus_admin -m <meta,...> modify_backup_policy -p <name> [-a <ids>] [-r <ids>] [-i <seconds>] [-c <count>] [-s <hh:mm>]\n       \
                      pegasus_admin -m <meta,...> disable_backup_policy -p <name> [-f]\n       \
-                     pegasus_admin -m <meta,...> enable_backup_policy -p <name>";
+                     pegasus_admin -m <meta,...> enable_backup_policy -p <name>\n       \
+                     pegasus_admin -m <meta,...> query_restore_status <restore app id> [-d]";
 
 /// `-x value` options of a command (`-f` alone counts as "true").
 fn options(args: &[&str]) -> std::collections::HashMap<String, String> {
@@ -127,6 +130,55 @@ fn print_policies(r: &ConfigurationQueryBackupPolicyResponse) {
             }
         }
     }
+}
+
+/// Prints a restore's progress as the C++ shell's `query_restore_status` does.
+fn print_restore(
+    id: i32,
+    r: &ConfigurationQueryRestoreResponse,
+    detailed: bool,
+) -> Result<(), String> {
+    match r.err {
+        Some(ErrorCode::OK) => {}
+        Some(ErrorCode::APP_NOT_EXIST) => {
+            println!("invalid restore_app_id({id})");
+            return Ok(());
+        }
+        Some(ErrorCode::APP_DROPPED) => {
+            println!(
+                "restore failed, because some partition's data is damaged on cold backup media"
+            );
+            return Ok(());
+        }
+        e => return Err(format!("query restore status failed: {}", err_text(e))),
+    }
+    let progress = r.restore_progress.clone().unwrap_or_default();
+    let status = r.restore_status.clone().unwrap_or_default();
+    let overall =
+        progress.iter().map(|p| *p as i64).sum::<i64>() / progress.len().max(1) as i64 / 10;
+    if detailed {
+        let w = "restore_status".len();
+        println!("{:<w$}{:<w$}{:<w$}", "pid", "progress(%)", "restore_status");
+        for (i, st) in status.iter().enumerate() {
+            let pr = progress.get(i).copied().unwrap_or(0);
+            let text = match *st {
+                ErrorCode::OK if pr == 1000 => "ok",
+                ErrorCode::OK => "ongoing",
+                ErrorCode::IGNORE_BAD_DATA => "skip",
+                _ => "unknown",
+            };
+            println!("{:<w$}{:<w$}{:<w$}", i, pr / 10, text);
+        }
+        println!("\nthe overall progress of restore is {overall}%");
+        println!("\nannotations:");
+        println!("    ok : mean restore complete");
+        println!("    ongoing : mean restore is under going");
+        println!("    skip : data on cold backup media is damaged, but skip the damaged partition");
+        println!("    unknown : invalid, should login server and check it");
+    } else {
+        println!("the overall progress of restore is {overall}%");
+    }
+    Ok(())
 }
 
 /// Calls `rpc` on each meta until one answers with an error other than "ask another meta".
@@ -247,6 +299,23 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 }
             );
             Ok(())
+        }
+        ["query_restore_status", id, rest @ ..] => {
+            let id: i32 = id.parse().unwrap_or(0);
+            if id <= 0 {
+                return Err(format!("invalid restore_app_id({id})"));
+            }
+            let req = ConfigurationQueryRestoreRequest {
+                restore_app_id: Some(id),
+            };
+            let r: ConfigurationQueryRestoreResponse = call_meta(
+                &metas,
+                "RPC_CM_QUERY_RESTORE_STATUS",
+                &req,
+                |r: &ConfigurationQueryRestoreResponse| r.err,
+            )
+            .await?;
+            print_restore(id, &r, rest.contains(&"-d") || rest.contains(&"--detailed"))
         }
         [cmd, opts @ ..] if cmd.ends_with("_backup_policy") => {
             let o = options(opts);

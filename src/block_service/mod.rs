@@ -1,9 +1,14 @@
 //! Block services: where cold backups go and restores read from, as upstream configures them:
-//! `[block_service.<provider>] type = local_service` with `args = <root dir>`. The provider
-//! named in a backup or restore request is the section suffix. `local_service` keeps each file
-//! at `<root>/<path>` with a sidecar `.<name>.meta` (`{"md5":"<hex>","size":N}`) beside it, and
-//! lists or reads only files that have one, as upstream's does (so a backup written by either
-//! implementation is read by the other). An HDFS provider is not offered (see the notes).
+//! `[block_service.<provider>] type = local_service | hdfs_service` with `args`, and the provider
+//! named in a backup or restore request is the section suffix. Each type sits behind the
+//! `BlockService` trait: `local_service` (`local.rs`, a directory with md5/size sidecars) and
+//! `hdfs_service` (`hdfs.rs`, a real HDFS through the `hdfs-native` crate).
+
+mod hdfs;
+mod local;
+
+pub use hdfs::HdfsService;
+pub use local::LocalService;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -64,167 +69,46 @@ pub fn combine(parts: &[&str]) -> String {
     }
 }
 
-/// The local-filesystem provider.
-#[derive(Debug, Clone)]
-pub struct LocalService {
-    root: PathBuf,
-}
-
-fn fs_err(e: std::io::Error) -> ErrorCode {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        ErrorCode::OBJECT_NOT_FOUND
-    } else {
-        ErrorCode::FS_INTERNAL
-    }
-}
-
-impl LocalService {
-    pub fn new(root: PathBuf) -> LocalService {
-        LocalService { root }
-    }
-
-    /// The local file of `path`, always under the root: a leading `/` is relative to the root
-    /// (as upstream's path_combine makes it), and a `..` segment is refused, so no request or
-    /// stored file name reaches outside the block service.
-    fn local(&self, path: &str) -> Result<PathBuf, ErrorCode> {
-        let mut p = self.root.clone();
-        for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
-            if seg == ".." {
-                return Err(ErrorCode::INVALID_PARAMETERS);
-            }
-            p.push(seg);
-        }
-        Ok(p)
-    }
-
-    fn sidecar(p: &Path) -> PathBuf {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        p.with_file_name(format!(".{name}.meta"))
-    }
-
-    fn write_sidecar(p: &Path, m: &FileMeta) -> Result<(), ErrorCode> {
-        let text = serde_json::json!({ "md5": m.md5, "size": m.size }).to_string();
-        std::fs::write(Self::sidecar(p), text).map_err(fs_err)
-    }
-
-    /// The size and md5 of a stored file; `None` when it (or its sidecar) is missing.
-    pub fn meta(&self, path: &str) -> Result<Option<FileMeta>, ErrorCode> {
-        let p = self.local(path)?;
-        if !p.is_file() {
-            return Ok(None);
-        }
-        let text = match std::fs::read(Self::sidecar(&p)) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(_) => return Err(ErrorCode::FS_INTERNAL),
-        };
-        let v: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|_| ErrorCode::FS_INTERNAL)?;
-        match (v["size"].as_i64(), v["md5"].as_str()) {
-            (Some(size), Some(md5)) => Ok(Some(FileMeta {
-                size,
-                md5: md5.to_string(),
-            })),
-            _ => Err(ErrorCode::FS_INTERNAL),
-        }
-    }
-
-    /// Writes `bytes` as the file `path` (and its sidecar).
-    pub fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ErrorCode> {
-        let p = self.local(path)?;
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(fs_err)?;
-        }
-        std::fs::write(&p, bytes).map_err(fs_err)?;
-        Self::write_sidecar(
-            &p,
-            &FileMeta {
-                size: bytes.len() as i64,
-                md5: md5_bytes(bytes),
-            },
-        )
-    }
-
-    /// Reads the whole file `path` (it must have its sidecar).
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, ErrorCode> {
-        if self.meta(path)?.is_none() {
-            return Err(ErrorCode::OBJECT_NOT_FOUND);
-        }
-        std::fs::read(self.local(path)?).map_err(fs_err)
-    }
-
-    /// Copies the local file `from` to `path`; returns what was stored.
-    pub fn upload(&self, from: &Path, path: &str) -> Result<FileMeta, ErrorCode> {
-        let p = self.local(path)?;
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(fs_err)?;
-        }
-        std::fs::copy(from, &p).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
-        let m = FileMeta {
-            size: std::fs::metadata(&p).map_err(fs_err)?.len() as i64,
-            md5: md5_file(&p).map_err(fs_err)?,
-        };
-        Self::write_sidecar(&p, &m)?;
-        Ok(m)
-    }
-
+/// What backups and restores need of a provider. Calls block (run them off the async workers,
+/// or accept a short stall); paths are relative to the provider's root, `/`-separated, and a
+/// `..` segment is refused with ERR_INVALID_PARAMETERS.
+pub trait BlockService: Send + Sync {
+    /// The size and md5 of a stored file; `None` when there is no such file. A provider that
+    /// keeps no md5 (HDFS, as upstream's) gives an empty one.
+    fn meta(&self, path: &str) -> Result<Option<FileMeta>, ErrorCode>;
+    /// Writes `bytes` as the file `path`, replacing it.
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ErrorCode>;
+    /// Reads the whole file `path`.
+    fn read(&self, path: &str) -> Result<Vec<u8>, ErrorCode>;
+    /// Copies the local file `from` to `path`; returns the size and md5 stored.
+    fn upload(&self, from: &Path, path: &str) -> Result<FileMeta, ErrorCode>;
     /// Copies `path` to the local file `to`; returns its size and md5 as copied.
-    pub fn download(&self, path: &str, to: &Path) -> Result<FileMeta, ErrorCode> {
-        if self.meta(path)?.is_none() {
-            return Err(ErrorCode::OBJECT_NOT_FOUND);
-        }
-        if let Some(d) = to.parent() {
-            std::fs::create_dir_all(d).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
-        }
-        std::fs::copy(self.local(path)?, to).map_err(|_| ErrorCode::FILE_OPERATION_FAILED)?;
-        Ok(FileMeta {
-            size: std::fs::metadata(to).map_err(fs_err)?.len() as i64,
-            md5: md5_file(to).map_err(fs_err)?,
-        })
-    }
+    fn download(&self, path: &str, to: &Path) -> Result<FileMeta, ErrorCode>;
+    /// Lists a directory, sorted by name.
+    fn list(&self, path: &str) -> Result<Vec<Entry>, ErrorCode>;
+    /// Removes a file or a directory (a non-empty one only if `recursive`).
+    fn remove(&self, path: &str, recursive: bool) -> Result<(), ErrorCode>;
+}
 
-    /// Lists a directory: its subdirectories, and its files that have a sidecar.
-    pub fn list(&self, path: &str) -> Result<Vec<Entry>, ErrorCode> {
-        let p = self.local(path)?;
-        if p.is_file() {
+/// The path segments of `path`, with `.` and empty ones dropped and `..` refused.
+pub(crate) fn segments(path: &str) -> Result<Vec<&str>, ErrorCode> {
+    let mut out = Vec::new();
+    for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        if seg == ".." {
             return Err(ErrorCode::INVALID_PARAMETERS);
         }
-        let rd = std::fs::read_dir(&p).map_err(fs_err)?;
-        let mut out = Vec::new();
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir || Self::sidecar(&e.path()).is_file() && !name.ends_with(".meta") {
-                out.push(Entry { name, is_dir });
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        out.push(seg);
     }
-
-    /// Removes a file (and its sidecar) or a directory (recursively only if asked).
-    pub fn remove(&self, path: &str, recursive: bool) -> Result<(), ErrorCode> {
-        let p = self.local(path)?;
-        if p.is_dir() {
-            if recursive {
-                std::fs::remove_dir_all(&p).map_err(fs_err)
-            } else {
-                std::fs::remove_dir(&p).map_err(|_| ErrorCode::DIR_NOT_EMPTY)
-            }
-        } else if p.is_file() {
-            let _ = std::fs::remove_file(Self::sidecar(&p));
-            std::fs::remove_file(&p).map_err(fs_err)
-        } else {
-            Err(ErrorCode::OBJECT_NOT_FOUND)
-        }
-    }
+    Ok(out)
 }
 
 /// The configured providers: section suffix → (type, args).
 static PROVIDERS: OnceLock<Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+
+/// Providers already opened, by (type, args): an HDFS connection is made once and shared.
+static OPENED: OnceLock<Mutex<Opened>> = OnceLock::new();
+
+type Opened = HashMap<(String, String), Arc<dyn BlockService>>;
 
 /// Records the `[block_service.*]` sections of the configuration.
 pub fn configure(cfg: &Config) {
@@ -252,19 +136,44 @@ pub fn set_provider(name: &str, ty: &str, args: &str) {
     }
 }
 
-/// The provider named `name`, or `None` when it is not configured (or of a type this server
-/// does not have).
-pub fn get(name: &str) -> Option<Arc<LocalService>> {
+/// The provider named `name`, or `None` when it is not configured, of a type this server does
+/// not have, or cannot be opened (an HDFS name node that cannot be reached).
+pub fn get(name: &str) -> Option<Arc<dyn BlockService>> {
     let (ty, args) = PROVIDERS.get()?.lock().ok()?.get(name).cloned()?;
-    if ty != "local_service" {
-        return None;
+    let key = (ty.clone(), args.clone());
+    if let Some(s) = OPENED.get_or_init(Default::default).lock().ok()?.get(&key) {
+        return Some(s.clone());
     }
-    let root = args.split_whitespace().next().unwrap_or("");
-    let root = PathBuf::from(if root.is_empty() { "." } else { root });
-    if std::fs::create_dir_all(&root).is_err() {
-        return None;
-    }
-    Some(Arc::new(LocalService::new(root)))
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let service: Arc<dyn BlockService> = match ty.as_str() {
+        "local_service" => {
+            let root = words.first().copied().unwrap_or(".");
+            let root = PathBuf::from(root);
+            if std::fs::create_dir_all(&root).is_err() {
+                return None;
+            }
+            Arc::new(LocalService::new(root))
+        }
+        "hdfs_service" => {
+            // args: <name node> [<root path>], as upstream's.
+            let name_node = words.first()?;
+            let root = words.get(1).copied().unwrap_or("/");
+            match HdfsService::connect(name_node, root) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    log::error!("block service {name}: cannot open HDFS {name_node}: {e}");
+                    return None;
+                }
+            }
+        }
+        _ => return None,
+    };
+    OPENED
+        .get_or_init(Default::default)
+        .lock()
+        .ok()?
+        .insert(key, service.clone());
+    Some(service)
 }
 
 #[cfg(test)]
@@ -276,39 +185,5 @@ mod tests {
         assert_eq!(combine(&["", "onebox"]), "onebox");
         assert_eq!(combine(&["a/", "/b//c", ""]), "a/b/c");
         assert_eq!(combine(&["/abs", "x"]), "/abs/x");
-    }
-
-    #[test]
-    fn files_carry_sidecars_and_listing_needs_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = LocalService::new(dir.path().to_path_buf());
-        s.write("r/1/backup_info", b"{}").unwrap();
-        let m = s.meta("r/1/backup_info").unwrap().unwrap();
-        assert_eq!(m.size, 2);
-        assert_eq!(m.md5, "99914b932bd37a50b983c5e7c90ae93b");
-        let side = std::fs::read_to_string(dir.path().join("r/1/.backup_info.meta")).unwrap();
-        assert_eq!(
-            side,
-            r#"{"md5":"99914b932bd37a50b983c5e7c90ae93b","size":2}"#
-        );
-        std::fs::write(dir.path().join("r/1/stray"), b"x").unwrap();
-        let names: Vec<String> = s.list("r/1").unwrap().into_iter().map(|e| e.name).collect();
-        assert_eq!(names, vec!["backup_info".to_string()]);
-        assert_eq!(s.read("r/1/stray"), Err(ErrorCode::OBJECT_NOT_FOUND));
-        let local = dir.path().join("copy");
-        assert_eq!(s.download("r/1/backup_info", &local).unwrap(), m);
-        let up = s.upload(&local, "r/2/f").unwrap();
-        assert_eq!(up, m);
-        assert_eq!(s.remove("r", false), Err(ErrorCode::DIR_NOT_EMPTY));
-        s.remove("r", true).unwrap();
-        assert_eq!(s.list("r"), Err(ErrorCode::OBJECT_NOT_FOUND));
-        // Nothing reaches outside the root.
-        assert_eq!(s.read("../etc/passwd"), Err(ErrorCode::INVALID_PARAMETERS));
-        assert_eq!(
-            s.write("a/../../x", b"x"),
-            Err(ErrorCode::INVALID_PARAMETERS)
-        );
-        s.write("/abs/f", b"y").unwrap();
-        assert!(dir.path().join("abs/f").is_file());
     }
 }

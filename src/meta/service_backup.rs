@@ -232,7 +232,7 @@ impl MetaService {
     async fn run_backup(
         self: Arc<Self>,
         engine: Arc<BackupEngine>,
-        fs: Arc<block_service::LocalService>,
+        fs: Arc<dyn block_service::BlockService>,
         root: String,
         partitions: i32,
     ) {

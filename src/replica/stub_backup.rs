@@ -17,12 +17,13 @@ use std::time::Duration;
 use log::{info, warn};
 
 use super::ReplicaStub;
-use crate::block_service::{self, combine, LocalService};
+use crate::block_service::{self, combine, BlockService};
 use crate::idl::backup::{
     BackupRequest, BackupResponse, ConfigurationReportRestoreStatusRequest,
     ConfigurationReportRestoreStatusResponse,
 };
 use crate::idl::dsn::{ErrorCode, Gpid};
+use crate::replica::metrics::ReplicaMetrics;
 use crate::rpc::frame::Request;
 use crate::rpc::server::{arg, Reply};
 
@@ -33,6 +34,10 @@ pub const PROGRESS_FINISHED: i32 = 1000;
 #[derive(Debug, Default)]
 pub struct BackupJob {
     pub backup_id: i64,
+    /// When this replica started the job (ms since the epoch).
+    start_ms: i64,
+    /// Bytes uploaded so far.
+    uploaded: AtomicI64,
     progress: AtomicI32,
     total_size: AtomicI64,
     done: AtomicBool,
@@ -98,7 +103,8 @@ impl BackupJob {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        fs: &LocalService,
+        fs: &dyn BlockService,
+        m: &ReplicaMetrics,
         db: &crate::storage::engine::PegasusDb,
         replica_dir: &Path,
         remote: &str,
@@ -143,7 +149,7 @@ impl BackupJob {
                     .iter()
                     .map(|(name, size)| {
                         let (path, target) = (local.join(name), combine(&[&dir, name]));
-                        sc.spawn(move || upload_one(fs, &path, &target, name, *size))
+                        sc.spawn(move || upload_one(fs, m, &path, &target, name, *size))
                     })
                     .collect();
                 handles
@@ -157,6 +163,7 @@ impl BackupJob {
             for r in results {
                 let (name, size, md5) = r?;
                 uploaded += size;
+                self.uploaded.store(uploaded, Ordering::SeqCst);
                 metas.push((name, size, md5));
             }
             self.progress.store(
@@ -179,7 +186,8 @@ impl BackupJob {
 /// Uploads one checkpoint file unless the block service has it with the same md5 and size;
 /// returns (name, size, md5).
 fn upload_one(
-    fs: &LocalService,
+    fs: &dyn BlockService,
+    m: &ReplicaMetrics,
     path: &Path,
     target: &str,
     name: &str,
@@ -192,12 +200,19 @@ fn upload_one(
         .flatten()
         .is_some_and(|m| m.size == size && m.md5 == md5);
     if !same {
-        let m = fs
-            .upload(path, target)
-            .map_err(|e| format!("upload {name}: {}", e.name()))?;
-        if m.size != size || m.md5 != md5 {
+        let stored = match fs.upload(path, target) {
+            Ok(s) => s,
+            Err(e) => {
+                m.backup_file_upload_failed_count.inc();
+                return Err(format!("upload {name}: {}", e.name()));
+            }
+        };
+        if stored.size != size || stored.md5 != md5 {
+            m.backup_file_upload_failed_count.inc();
             return Err(format!("upload {name}: the stored copy differs"));
         }
+        m.backup_file_upload_successful_count.inc();
+        m.backup_file_upload_total_bytes.add(size);
     }
     Ok((name.to_string(), size, md5))
 }
@@ -286,12 +301,18 @@ impl ReplicaStub {
                 Some(j) if j.backup_id == backup_id => j.clone(),
                 old => {
                     if let Some(o) = old {
-                        o.cancelled.store(true, Ordering::SeqCst);
+                        if !o.cancelled.swap(true, Ordering::SeqCst)
+                            && !o.done.load(Ordering::SeqCst)
+                        {
+                            rep.metrics.backup_cancelled_count.inc();
+                        }
                     }
                     let j = Arc::new(BackupJob {
                         backup_id,
+                        start_ms: now_ms(),
                         ..Default::default()
                     });
+                    rep.metrics.backup_started_count.inc();
                     jobs.insert(key.clone(), j.clone());
                     let root = backup_root(r.backup_path.as_deref(), &cold_root);
                     let remote = partition_path(
@@ -309,12 +330,16 @@ impl ReplicaStub {
                         pid.app_id, pid.partition_index
                     );
                     tokio::task::spawn_blocking(move || {
+                        let m = &rep.metrics;
                         let result = match rep.app() {
-                            Some(app) => job.run(&fs, &app.db, &rep.dir, &remote, &chkpt, &policy),
+                            Some(app) => {
+                                job.run(fs.as_ref(), m, &app.db, &rep.dir, &remote, &chkpt, &policy)
+                            }
                             None => Err("no database".into()),
                         };
                         match result {
                             Ok(()) => {
+                                m.backup_successful_count.inc();
                                 job.progress.store(PROGRESS_FINISHED, Ordering::SeqCst);
                                 job.done.store(true, Ordering::SeqCst);
                                 info!(
@@ -323,6 +348,9 @@ impl ReplicaStub {
                                 );
                             }
                             Err(e) => {
+                                if !job.cancelled.load(Ordering::SeqCst) {
+                                    m.backup_failed_count.inc();
+                                }
                                 warn!(
                                     "backup{{{policy}.{}}} of {remote}: failed: {e}",
                                     job.backup_id
@@ -335,6 +363,7 @@ impl ReplicaStub {
                 }
             }
         };
+        self.collect_backup_info(pid.app_id, pid.partition_index);
         resp.progress = Some(job.progress.load(Ordering::SeqCst));
         resp.checkpoint_total_size = Some(job.total_size.load(Ordering::SeqCst));
         let failed = job.failed.lock().ok().and_then(|f| f.clone());
@@ -348,6 +377,34 @@ impl ReplicaStub {
             return answer(&mut resp, ErrorCode::OK);
         }
         answer(&mut resp, ErrorCode::BUSY)
+    }
+
+    /// Sets partition (app, pidx)'s backup gauges from its jobs, as upstream's
+    /// collect_backup_info: running jobs, and the longest duration and most bytes uploaded
+    /// among those uploading. Called on every poll of the meta and when a job ends.
+    pub(super) fn collect_backup_info(&self, app_id: i32, pidx: i32) {
+        let Some(rep) = self.replica(app_id, pidx) else {
+            return;
+        };
+        let now = now_ms();
+        let (mut running, mut longest, mut most) = (0, 0, 0);
+        if let Ok(jobs) = self.backups.lock() {
+            for ((a, p, _), j) in jobs.iter() {
+                let finished = j.done.load(Ordering::SeqCst)
+                    || j.cancelled.load(Ordering::SeqCst)
+                    || j.failed.lock().map(|f| f.is_some()).unwrap_or(true);
+                if (*a, *p) != (app_id, pidx) || finished {
+                    continue;
+                }
+                running += 1;
+                longest = longest.max(now - j.start_ms);
+                most = most.max(j.uploaded.load(Ordering::SeqCst));
+            }
+        }
+        let m = &rep.metrics;
+        m.backup_running_count.set(running);
+        m.backup_max_duration_ms.set(longest);
+        m.backup_file_upload_max_bytes.set(most);
     }
 
     /// Sends a restore report of partition `pid` to the meta (best effort).
@@ -415,7 +472,8 @@ impl ReplicaStub {
             remote.clone(),
             progress.clone(),
         );
-        let mut job = tokio::task::spawn_blocking(move || download(&fs2, &remote2, &staging2, &p2));
+        let mut job =
+            tokio::task::spawn_blocking(move || download(fs2.as_ref(), &remote2, &staging2, &p2));
         let result = loop {
             tokio::select! {
                 r = &mut job => break r.unwrap_or_else(|e| Err((ErrorCode::FILE_OPERATION_FAILED, e.to_string()))),
@@ -489,7 +547,7 @@ impl ReplicaStub {
 
 /// Downloads and verifies a partition's checkpoint into `staging`; `progress` in permille.
 fn download(
-    fs: &LocalService,
+    fs: &dyn BlockService,
     remote: &str,
     staging: &PathBuf,
     progress: &AtomicI32,
@@ -586,7 +644,7 @@ mod tests {
     #[test]
     fn download_verifies_every_file() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = LocalService::new(dir.path().join("bs"));
+        let fs = crate::block_service::LocalService::new(dir.path().join("bs"));
         let remote = "onebox/1/t_2/0";
         fs.write(&format!("{remote}/chkpt_h_1/000001.sst"), b"hello")
             .unwrap();
