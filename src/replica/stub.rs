@@ -245,6 +245,9 @@ impl Net {
     }
 }
 
+/// The lock held while one partition's replica is created.
+type CreationLock = Arc<tokio::sync::Mutex<()>>;
+
 impl Transport for Net {
     fn send_prepare(
         &self,
@@ -567,8 +570,9 @@ pub struct ReplicaStub {
     net: Arc<Net>,
     server_name: String,
     replicas: RwLock<HashMap<(i32, i32), Arc<Replica>>>,
-    /// Serialises replica creation so a partition is opened once.
-    creating: tokio::sync::Mutex<()>,
+    /// One lock per partition, so a partition is created and opened once while the others
+    /// (a restore's download, a follower's checkpoint copy) go on in parallel.
+    creating: Mutex<HashMap<(i32, i32), CreationLock>>,
     meta_connected: AtomicBool,
     /// Send time (ms) of the last beacon the meta acknowledged: the lease runs from it.
     lease_start_ms: AtomicI64,
@@ -665,7 +669,7 @@ impl ReplicaStub {
             net: net.clone(),
             opts,
             replicas: RwLock::new(HashMap::new()),
-            creating: tokio::sync::Mutex::new(()),
+            creating: Mutex::new(HashMap::new()),
             meta_connected: AtomicBool::new(false),
             lease_start_ms: AtomicI64::new(0),
             start_time_ms: now_ms(),
@@ -815,7 +819,11 @@ impl ReplicaStub {
         primary: bool,
     ) -> Result<Arc<Replica>, String> {
         let app_id = info.app_id.unwrap_or(0);
-        let _guard = self.creating.lock().await;
+        let lock = match self.creating.lock() {
+            Ok(mut m) => m.entry((app_id, pidx)).or_default().clone(),
+            Err(_) => return Err("replica creation locks poisoned".into()),
+        };
+        let _guard = lock.lock().await;
         if let Some(r) = self.replica(app_id, pidx) {
             return Ok(r);
         }
@@ -1147,9 +1155,17 @@ impl ReplicaStub {
 
     /// One config sync with the meta; returns whether it succeeded.
     async fn config_sync(&self, client: &RpcClient) -> bool {
+        let stored = self.stored_replicas();
+        // The ballot of each replica open when the query left: the meta's answer says
+        // nothing of a replica created or reconfigured since (a partition assigned here
+        // while the query was on its way is not in it yet).
+        let asked: HashMap<(i32, i32), i64> = match self.replicas.read() {
+            Ok(m) => m.iter().map(|(k, r)| (*k, r.progress().0)).collect(),
+            Err(_) => HashMap::new(),
+        };
         let req = ConfigurationQueryByNodeRequest {
             node: Some(self.net.me),
-            stored_replicas: Some(self.stored_replicas()),
+            stored_replicas: Some(stored),
             info: None,
             hp_node: Some(self.net.me_hp.clone()),
         };
@@ -1243,7 +1259,8 @@ impl ReplicaStub {
                 }
                 continue;
             }
-            if !listed.contains(&(app, pidx)) && matches!(r.status_code(), 1 | 2) {
+            let unchanged = asked.get(&(app, pidx)) == Some(&r.progress().0);
+            if !listed.contains(&(app, pidx)) && unchanged && matches!(r.status_code(), 1 | 2) {
                 info!("replica {app}.{pidx} is no longer a member here; closing it");
                 r.send(Input::NotMember);
             }
