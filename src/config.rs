@@ -130,6 +130,21 @@ impl Config {
         }
     }
 
+    /// The key/value pairs of a section, sorted by key (empty when it is absent).
+    pub fn section_pairs(&self, section: &str) -> Vec<(String, String)> {
+        self.sections
+            .get(section)
+            .map(|s| {
+                s.iter()
+                    .map(|(k, v)| {
+                        self.mark(section, k);
+                        (k.clone(), v.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Names of every section, sorted.
     pub fn sections(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(|s| s.as_str())

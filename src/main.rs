@@ -475,6 +475,7 @@ async fn run_replica(cfg: Config) -> Result<(), String> {
     });
     stub.start_meta_tasks();
     stub.start_disk_tasks();
+    stub.start_dup_tasks();
     stub.start_metrics();
     let sopts = rpc::server::ServerOptions {
         self_address: stub.self_address().0,
@@ -745,6 +746,7 @@ fn main() -> ExitCode {
     }
     pegasus_rs::flags::load(&cfg);
     pegasus_rs::block_service::configure(&cfg);
+    pegasus_rs::base::dup_common::configure(&cfg);
     pegasus_rs::remote_cmd::set_process(std::fs::read_to_string(config_path).unwrap_or_default());
     let role = role.split('@').next().unwrap_or("").to_string();
     match logging::start_server(&cfg, &role) {

@@ -154,9 +154,10 @@ def test_meta_env_pages_and_post_pages(cluster):
         (400, "scenario should ony be 'normal' or 'bulk_load'")
     assert fetch(meta, "/meta/app_envs?name=no_such_table") == (200, "{}\n")
 
-    # features this server answers as disabled, with upstream's texts
-    assert fetch(meta, "/meta/app/duplication?name=%s" % cluster.table) == \
-        (404, "duplication is not enabled [FLAGS_duplication_enabled=false]")
+    # duplication: upstream's `null` for a table without any, and its errors
+    assert fetch(meta, "/meta/app/duplication?name=%s" % cluster.table) == (200, "null")
+    assert fetch(meta, "/meta/app/duplication") == (400, "name should not be empty")
+    assert fetch(meta, "/meta/app/duplication?name=no_such_table") == (404, "ERR_APP_NOT_EXIST")
     # cold backup is on in the onebox config, and no policy exists
     assert fetch(meta, "/meta/backup_policy") == (200, "{}\n")
     assert fetch(meta, "/meta/backup_policy?colour=red") == (400, "Invalid parameter")
@@ -176,5 +177,9 @@ def test_replica_pages(cluster, client, hk):
     assert fetch(replica, "/replica/data_version") == (400, "app_id should not be empty")
     assert fetch(replica, "/replica/data_version?app_id=x") == (400, "invalid app_id=x")
     assert fetch(replica, "/replica/data_version?app_id=999") == (404, "app_id=999 not found")
-    assert fetch(replica, "/replica/duplication?appid=%s" % app_id) == \
-        (404, "duplication is not enabled [FLAGS_duplication_enabled=false]")
+    assert fetch(replica, "/replica/duplication?appid=%s" % app_id) in (
+        (404, "no duplication assigned for app [appid=%s]" % app_id),
+        (404, "no primary for app [appid=%s]" % app_id))
+    assert fetch(replica, "/replica/duplication?appid=999") == \
+        (404, "no primary for app [appid=999]")
+    assert fetch(replica, "/replica/duplication") == (400, "appid should not be empty")

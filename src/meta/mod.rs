@@ -3,6 +3,7 @@
 pub mod app_env_validator;
 pub mod backup_policy;
 pub mod balancer;
+pub mod duplication;
 pub mod election;
 pub mod guardian;
 pub mod json;

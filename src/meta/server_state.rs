@@ -122,6 +122,8 @@ pub struct ServerState {
     /// Queued balancer or operator proposals per partition, sent front first; each accepted
     /// configuration change pops the front (upstream's `lb_actions`).
     lb_actions: BTreeMap<(i32, i32), VecDeque<balancer::Action>>,
+    /// Duplications per table: app id → dupid → duplication (see `duplication.rs`).
+    pub dups: BTreeMap<i32, BTreeMap<i32, super::duplication::DupInfo>>,
     /// The operations the last balancer round found: move_pri, copy_pri, copy_sec, total
     /// (-1 while some replica's disk is not reported yet).
     pub lb_counts: [i64; 4],
@@ -229,6 +231,7 @@ impl ServerState {
             compact_status: BTreeMap::new(),
             disk_tags: BTreeMap::new(),
             lb_actions: BTreeMap::new(),
+            dups: BTreeMap::new(),
             lb_counts: [0; 4],
             last_balance: None,
             settings_applied: None,
@@ -275,6 +278,7 @@ impl ServerState {
             }
             s.apps.insert(app_id, AppState { info, partitions });
         }
+        s.load_dups();
         // Nodes named by the configurations get a grace period to beacon in.
         let mut known = Vec::new();
         for app in s.apps.values() {
@@ -328,6 +332,65 @@ impl ServerState {
         info!("meta state loaded: {} tables", s.apps.len());
         s.store.loaded();
         Ok(s)
+    }
+
+    /// `<cluster_root>/apps/<app_id>`.
+    pub fn app_path(&self, app_id: i32) -> String {
+        format!("{}/{app_id}", self.apps_root())
+    }
+
+    /// Loads the duplications of the available tables (`<app>/duplication/<dupid>`, progress
+    /// in `<dupid>/<pidx>`); unreadable ones are skipped with an error logged, as upstream's.
+    fn load_dups(&mut self) {
+        use super::duplication::{status_invalid, DupInfo};
+        let ids: Vec<i32> = self
+            .apps
+            .iter()
+            .filter(|(_, a)| a.info.status == Some(AppStatus::AS_AVAILABLE))
+            .map(|(id, _)| *id)
+            .collect();
+        for app_id in ids {
+            let root = format!("{}/duplication", self.app_path(app_id));
+            let Ok(children) = self.store.get_children(&root) else {
+                continue;
+            };
+            let Some(app) = self.apps.get(&app_id) else {
+                continue;
+            };
+            let name = app.info.app_name.clone().unwrap_or_default();
+            let count = app.info.partition_count.unwrap_or(0);
+            let replicas = app.info.max_replica_count.unwrap_or(3);
+            let mut map = BTreeMap::new();
+            for child in children {
+                let Ok(dupid) = child.parse::<i32>() else {
+                    log::error!("{root}/{child}: not a duplication id");
+                    break;
+                };
+                let path = format!("{root}/{dupid}");
+                let Some(mut d) =
+                    self.store.get_data(&path).ok().and_then(|b| {
+                        DupInfo::from_json(dupid, app_id, &name, count, replicas, &b)
+                    })
+                else {
+                    log::error!("{path}: failed to decode the duplication");
+                    continue;
+                };
+                if status_invalid(d.status) {
+                    continue;
+                }
+                for pidx in 0..count {
+                    let v = self.store.get_data(&format!("{path}/{pidx}")).ok();
+                    d.init_progress(pidx, v.as_deref());
+                }
+                map.insert(dupid, d);
+            }
+            if !map.is_empty() {
+                if let Some(a) = self.apps.get_mut(&app_id) {
+                    a.info.duplicating = Some(true);
+                }
+                self.dups.insert(app_id, map);
+            }
+        }
     }
 
     fn apps_root(&self) -> String {

@@ -19,6 +19,7 @@ use crate::rpc::server::{arg, BoxFuture, Handler, HttpReply, Reply};
 use super::election::{Election, LeaderView};
 use super::remote_commands::LbSettings;
 use super::server_state::{Outgoing, ServerState, PARTITION_FLAG_DROPPED};
+use crate::base::dup_common;
 
 pub struct MetaService {
     /// Loaded when this meta becomes the leader; `None` before.
@@ -38,6 +39,33 @@ pub struct MetaService {
     metrics: super::metrics::MetaMetrics,
     /// Cold backups and restores.
     backups: backup::Backups,
+    /// Duplications whose follower table is being created or checked (app id, dupid).
+    dup_follow: std::sync::Mutex<std::collections::BTreeSet<(i32, i32)>>,
+}
+
+/// Upstream's answer to a master re-creating its follower table `existing` with `envs`:
+/// (error, whether to mark the table `created`).
+fn follower_create_again(
+    existing: &AppInfo,
+    envs: &std::collections::BTreeMap<String, String>,
+) -> (ErrorCode, bool) {
+    let have = existing.envs.clone().unwrap_or_default();
+    if have.get(dup_common::ENV_MASTER_CLUSTER) != envs.get(dup_common::ENV_MASTER_CLUSTER) {
+        return (ErrorCode::APP_EXIST, false);
+    }
+    let Some(want) = envs.get(dup_common::ENV_FOLLOWER_APP_STATUS) else {
+        return (ErrorCode::APP_EXIST, false);
+    };
+    let Some(now) = have.get(dup_common::ENV_FOLLOWER_APP_STATUS) else {
+        return (ErrorCode::INVALID_STATE, false);
+    };
+    use dup_common::{FOLLOWER_CREATED as CREATED, FOLLOWER_CREATING as CREATING};
+    match (now.as_str(), want.as_str()) {
+        (CREATING, CREATING) | (CREATED, CREATED) => (ErrorCode::OK, false),
+        (CREATING, CREATED) => (ErrorCode::OK, true),
+        (CREATED, CREATING) => (ErrorCode::APP_EXIST, false),
+        _ => (ErrorCode::INVALID_PARAMETERS, false),
+    }
 }
 
 /// Resolves a leader's `host:port` (IPv4 literals need no lookup).
@@ -93,6 +121,8 @@ fn level_name(l: MetaFunctionLevel) -> &'static str {
 
 #[path = "service_backup.rs"]
 mod backup;
+#[path = "service_dup.rs"]
+mod dup;
 #[path = "service_http.rs"]
 mod http_pages;
 #[path = "service_policy.rs"]
@@ -117,6 +147,7 @@ impl MetaService {
             lb_version: std::sync::atomic::AtomicU64::new(0),
             metrics: super::metrics::MetaMetrics::register(),
             backups: backup::Backups::default(),
+            dup_follow: Default::default(),
         })
     }
 
@@ -460,7 +491,32 @@ impl MetaService {
             return Some(resp);
         }
         if let Some(existing) = s.app_by_name(&name) {
-            let i = &existing.info;
+            let i = existing.info.clone();
+            if i.status == Some(AppStatus::AS_AVAILABLE)
+                && !o.success_if_exist.unwrap_or(false)
+                && envs.contains_key(dup_common::ENV_MASTER_CLUSTER)
+            {
+                // A master cluster creating its duplication's follower table again.
+                let (err, mark_created) = follower_create_again(&i, &envs);
+                if mark_created {
+                    let mut info = i.clone();
+                    let mut e = info.envs.take().unwrap_or_default();
+                    e.insert(
+                        dup_common::ENV_FOLLOWER_APP_STATUS.into(),
+                        dup_common::FOLLOWER_CREATED.into(),
+                    );
+                    info.envs = Some(e);
+                    if let Err(e) = s.update_app_info(i.app_id.unwrap_or(0), info) {
+                        resp.err = Some(e);
+                        return Some(resp);
+                    }
+                }
+                resp.err = Some(err);
+                if err == ErrorCode::OK {
+                    resp.appid = i.app_id;
+                }
+                return Some(resp);
+            }
             resp.err = Some(match i.status {
                 Some(AppStatus::AS_AVAILABLE) if o.success_if_exist.unwrap_or(false) => {
                     let same = i.partition_count == Some(pc)
@@ -924,6 +980,42 @@ impl MetaService {
                 err: e,
                 hint_msg: Some(String::new()),
             }),
+            "RPC_CM_ADD_DUPLICATION" => {
+                Reply::of(&crate::idl::duplication::DuplicationAddResponse {
+                    err: e,
+                    appid: Some(0),
+                    dupid: Some(0),
+                    hint: None,
+                    remote_app_name: None,
+                    remote_replica_count: None,
+                })
+            }
+            "RPC_CM_MODIFY_DUPLICATION" => {
+                Reply::of(&crate::idl::duplication::DuplicationModifyResponse {
+                    err: e,
+                    appid: Some(0),
+                })
+            }
+            "RPC_CM_QUERY_DUPLICATION" => {
+                Reply::of(&crate::idl::duplication::DuplicationQueryResponse {
+                    err: e,
+                    appid: Some(0),
+                    entry_list: Some(Vec::new()),
+                })
+            }
+            "RPC_CM_LIST_DUPLICATION" => {
+                Reply::of(&crate::idl::duplication::DuplicationListResponse {
+                    err: e,
+                    hint_message: Some(String::new()),
+                    app_states: Some(Default::default()),
+                })
+            }
+            "RPC_CM_DUPLICATION_SYNC" => {
+                Reply::of(&crate::idl::duplication::DuplicationSyncResponse {
+                    err: e,
+                    dup_map: Some(Default::default()),
+                })
+            }
             "RPC_CM_QUERY_MANUAL_COMPACT_STATUS" => Reply::of(&QueryAppManualCompactResponse {
                 err: e,
                 hint_msg: Some(String::new()),
@@ -1126,14 +1218,26 @@ impl Handler for MetaService {
                         None => bad(),
                     }
                 }
-                // Duplication is not implemented: answer as a meta with no duplications, so
-                // replica servers that sync duplication state stay quiet.
-                "RPC_CM_DUPLICATION_SYNC" => Some(Reply::of(
-                    &crate::idl::duplication::DuplicationSyncResponse {
-                        err: Some(ErrorCode::OK),
-                        dup_map: Some(Default::default()),
-                    },
-                )),
+                "RPC_CM_ADD_DUPLICATION" => match arg(&req) {
+                    Some(r) => reply(self.add_duplication(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_MODIFY_DUPLICATION" => match arg(&req) {
+                    Some(r) => reply(self.modify_duplication(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_QUERY_DUPLICATION" => match arg(&req) {
+                    Some(r) => reply(self.query_duplication(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_LIST_DUPLICATION" => match arg(&req) {
+                    Some(r) => reply(self.list_duplication(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
+                "RPC_CM_DUPLICATION_SYNC" => match arg(&req) {
+                    Some(r) => reply(self.duplication_sync(r).await.map(|x| Reply::of(&x))),
+                    None => bad(),
+                },
                 "RPC_CM_DROP_APP" => match arg(&req) {
                     Some(r) => reply(self.drop_app(r).await.map(|x| Reply::of(&x))),
                     None => bad(),
@@ -1230,5 +1334,56 @@ impl Handler for MetaService {
 
     fn http(self: Arc<Self>, req: crate::rpc::http::HttpRequest) -> BoxFuture<HttpReply> {
         Box::pin(async move { self.http_page(&req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follower_table_is_created_again_as_upstream_answers() {
+        use dup_common::{ENV_FOLLOWER_APP_STATUS as ST, ENV_MASTER_CLUSTER as MC};
+        let envs = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let table = |pairs: &[(&str, &str)]| AppInfo {
+            envs: Some(envs(pairs)),
+            ..Default::default()
+        };
+        let creating = table(&[(MC, "a"), (ST, "creating")]);
+        let created = table(&[(MC, "a"), (ST, "created")]);
+        let req = |s: &str| envs(&[(MC, "a"), (ST, s)]);
+        assert_eq!(
+            follower_create_again(&creating, &req("creating")),
+            (ErrorCode::OK, false)
+        );
+        assert_eq!(
+            follower_create_again(&creating, &req("created")),
+            (ErrorCode::OK, true)
+        );
+        assert_eq!(
+            follower_create_again(&created, &req("creating")),
+            (ErrorCode::APP_EXIST, false)
+        );
+        assert_eq!(
+            follower_create_again(&created, &req("created")),
+            (ErrorCode::OK, false)
+        );
+        assert_eq!(
+            follower_create_again(&table(&[(MC, "other"), (ST, "created")]), &req("created")),
+            (ErrorCode::APP_EXIST, false)
+        );
+        assert_eq!(
+            follower_create_again(&table(&[(MC, "a")]), &req("created")),
+            (ErrorCode::INVALID_STATE, false)
+        );
+        assert_eq!(
+            follower_create_again(&creating, &envs(&[(MC, "a")])),
+            (ErrorCode::APP_EXIST, false)
+        );
     }
 }

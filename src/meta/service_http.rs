@@ -58,6 +58,61 @@ fn text(status: u16, body: impl Into<String>) -> HttpReply {
     }
 }
 
+/// The body of `/meta/app/duplication`, as upstream's (nlohmann JSON, keys sorted): entries
+/// under "1", "2", ... and "appid"; `null` for a table without duplications.
+fn dup_page(r: &crate::idl::duplication::DuplicationQueryResponse) -> String {
+    use crate::meta::duplication::{fail_mode_name, status_name};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+    let entries = r.entry_list.clone().unwrap_or_default();
+    if entries.is_empty() {
+        return "null".into();
+    }
+    let mut top: BTreeMap<String, Value> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let mut o: BTreeMap<&str, Value> = BTreeMap::new();
+        let ts = e.create_ts.unwrap_or(0);
+        let local = chrono::DateTime::from_timestamp_millis(ts)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        o.insert("create_ts", json!(local));
+        o.insert("dupid", json!(e.dupid.unwrap_or(0)));
+        if let Some(f) = e.fail_mode {
+            o.insert("fail_mode", json!(fail_mode_name(f)));
+        }
+        if let Some(ps) = &e.partition_states {
+            let m: BTreeMap<String, Value> = ps
+                .iter()
+                .map(|(p, s)| {
+                    (
+                        p.to_string(),
+                        json!({"confirmed_decree": s.confirmed_decree.unwrap_or(-1),
+                               "last_committed_decree": s.last_committed_decree.unwrap_or(-1)}),
+                    )
+                })
+                .collect();
+            o.insert("partition_states", json!(m));
+        }
+        o.insert("remote", json!(e.remote.clone().unwrap_or_default()));
+        if let Some(n) = &e.remote_app_name {
+            o.insert("remote_app_name", json!(n));
+        }
+        if let Some(c) = e.remote_replica_count {
+            o.insert("remote_replica_count", json!(c));
+        }
+        if let Some(s) = e.status {
+            o.insert("status", json!(status_name(s)));
+        }
+        top.insert((i + 1).to_string(), json!(o));
+        top.insert("appid".into(), json!(r.appid.unwrap_or(0)));
+    }
+    serde_json::to_string(&top).unwrap_or_default()
+}
+
 fn node_name(a: &RpcAddress) -> String {
     book().hp_of(*a).to_string()
 }
@@ -128,10 +183,27 @@ impl MetaService {
         }
         match p {
             "/meta/app/duplication" => {
-                return text(
-                    404,
-                    "duplication is not enabled [FLAGS_duplication_enabled=false]",
-                )
+                if !crate::base::dup_common::get().enabled {
+                    return text(
+                        404,
+                        "duplication is not enabled [FLAGS_duplication_enabled=false]",
+                    );
+                }
+                let name = match req.arg("name") {
+                    Some(n) if !n.is_empty() => n.to_string(),
+                    _ => return text(400, "name should not be empty"),
+                };
+                let q = crate::idl::duplication::DuplicationQueryRequest {
+                    app_name: Some(name),
+                };
+                let Some(r) = self.query_duplication(q).await else {
+                    return text(500, "ERR_SERVICE_NOT_ACTIVE");
+                };
+                return match r.err {
+                    Some(ErrorCode::OK) => text(200, dup_page(&r)),
+                    Some(e) if e == ErrorCode::APP_NOT_EXIST => text(404, e.name()),
+                    e => text(500, e.map_or("ERR_UNKNOWN", |e| e.name())),
+                };
             }
             "/meta/backup_policy" => {
                 let enabled = !crate::flags::flags()

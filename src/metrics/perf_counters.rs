@@ -222,6 +222,19 @@ const REPLICA: &[(&str, &str, &str, V1)] = &[
         V1::Number,
     ),
     (
+        "dup_shipped_successful_requests",
+        "app.pegasus",
+        "dup_shipped_ops",
+        V1::Rate,
+    ),
+    (
+        "dup_shipped_failed_requests",
+        "app.pegasus",
+        "dup_failed_shipping_ops",
+        V1::Rate,
+    ),
+    ("dup_requests", "app.pegasus", "duplicate_qps", V1::Rate),
+    (
         "private_log_size_mb",
         "eon.replica",
         "private.log.size(MB)",
@@ -308,6 +321,7 @@ fn derive(
         prev.get(&(id.to_string(), metric)).map(|p| (v - p).max(0))
     };
     let mut committed = 0i64;
+    let mut dup_pending = 0i64;
     let mut block_cache = 0i64;
     let (mut total, mut avail, mut min_ratio, mut max_ratio) = (0i64, 0i64, None, None);
     for e in entities {
@@ -317,6 +331,7 @@ fn derive(
                 for m in &e.metrics {
                     match m.proto.name {
                         "committed_requests" => committed += m.value.scalar(),
+                        "dup_pending_mutations" => dup_pending += m.value.scalar(),
                         "rdb_block_cache_mem_usage_bytes" => block_cache += m.value.scalar(),
                         _ => {}
                     }
@@ -414,6 +429,12 @@ fn derive(
         }
     }
     if app == "replica" {
+        // Upstream 2.x's server-wide sum of the mutations its duplications have yet to ship.
+        push(
+            format!("{app}*eon.replica_stub*dup.pending_mutations_count"),
+            V1::Volatile,
+            dup_pending as f64,
+        );
         let d = delta("server", "committed_requests", committed).unwrap_or(0);
         push(
             format!("{app}*eon.replica_stub*replicas.commit.qps"),

@@ -70,8 +70,6 @@ metric_set! {
         learn_failed_count: Counter = ("Learns", "The number of failed learns"),
         learn_copy_file_bytes: Counter = ("Bytes", "The size of the files copied from learnee"),
         prepared_uncommitted_mutations: Gauge = ("Mutations", "The number of mutations prepared but not committed yet (the 2PC queue)"),
-        backup_requests: Counter = ("Requests", "The number of backup requests"),
-        backup_request_bytes: Counter = ("Bytes", "The number of bytes for backup requests"),
         backup_started_count: Counter = ("Backups", "The number of started backups"),
         backup_failed_count: Counter = ("Backups", "The number of failed backups"),
         backup_successful_count: Counter = ("Backups", "The number of successful backups"),
@@ -82,6 +80,17 @@ metric_set! {
         backup_running_count: Gauge = ("Backups", "The number of current running backups"),
         backup_max_duration_ms: Gauge = ("MilliSeconds", "The max backup duration among backups"),
         backup_file_upload_max_bytes: Gauge = ("Bytes", "The max size of uploaded files among backups"),
+        dup_pending_mutations: Gauge = ("Mutations", "The number of pending mutations for dup"),
+        dup_confirmed_mutations: Counter = ("Mutations", "The number of confirmed mutations for dup"),
+        dup_shipped_bytes: Counter = ("Bytes", "The shipped size of private log for dup"),
+        dup_log_read_bytes: Counter = ("Bytes", "The size of read private log for dup"),
+        dup_log_read_mutations: Counter = ("Mutations", "The number of read mutations from private log for dup"),
+        dup_shipped_successful_requests: Counter = ("Requests", "The number of successful DUPLICATE requests sent from client"),
+        dup_shipped_failed_requests: Counter = ("Requests", "The number of failed DUPLICATE requests sent from client"),
+        dup_rejected_non_idempotent_write_requests: Counter = ("Requests", "The number of rejected non-idempotent write requests for duplication"),
+        dup_requests: Counter = ("Requests", "The number of DUPLICATE requests"),
+        dup_time_lag_ms: Percentile = ("MilliSeconds", "The time lag (in ms) between master and slave in the duplication"),
+        dup_lagging_writes: Counter = ("Requests", "The number of lagging writes (time lag larger than `dup_lagging_write_threshold_ms`)"),
         rdb_manual_compact_queued_tasks: Gauge = ("Tasks", "The number of current queued tasks of rocksdb manual compaction"),
         rdb_manual_compact_running_tasks: Gauge = ("Tasks", "The number of current running tasks of rocksdb manual compaction"),
     }
@@ -271,6 +280,12 @@ fn kvs_len(kvs: &Option<Vec<rrdb::KeyValue>>) -> i64 {
 /// The request bytes of a write (upstream counts them on the primary only).
 pub fn write_bytes(req: &WriteRequest) -> i64 {
     match req {
+        WriteRequest::Duplicate(d) => d
+            .entries
+            .iter()
+            .flatten()
+            .map(|e| e.raw_message.as_ref().map_or(0, |b| b.0.len() as i64))
+            .sum(),
         WriteRequest::Put(u) => len(&u.key) + len(&u.value),
         WriteRequest::MultiPut(m) => {
             len(&m.hash_key)
@@ -319,11 +334,30 @@ pub fn count_write_bytes(m: &ReplicaMetrics, req: &WriteRequest) {
     m.write_capacity_units.add(cu(n, write_unit));
 }
 
+/// Entries a follower applied from a duplicate request: their count, and how long after the
+/// master's write each arrived.
+fn count_duplicated(m: &ReplicaMetrics, d: &crate::idl::duplication_internal::DuplicateRequest) {
+    let now_us = crate::base::value_schema::now_us() as i64;
+    let threshold = crate::flags::i64_or("dup_lagging_write_threshold_ms", 10000);
+    for e in d.entries.iter().flatten() {
+        m.dup_requests.inc();
+        let lag_ms = (now_us - e.timestamp.unwrap_or(now_us)).max(0) / 1000;
+        m.dup_time_lag_ms.record(lag_ms);
+        if lag_ms > threshold {
+            m.dup_lagging_writes.inc();
+        }
+    }
+}
+
 /// Writes applied to storage on any replica: their counts, and the time the apply took.
 pub fn count_applied(m: &ReplicaMetrics, reqs: &[&WriteRequest], started: Instant) {
     let ns = started.elapsed().as_nanos().min(i64::MAX as u128) as i64;
     for r in reqs {
         let (c, p) = match r {
+            WriteRequest::Duplicate(d) => {
+                count_duplicated(m, d);
+                continue;
+            }
             WriteRequest::Put(_) => (&m.put_requests, &m.put_latency_ns),
             WriteRequest::MultiPut(_) => (&m.multi_put_requests, &m.multi_put_latency_ns),
             WriteRequest::Remove(_) => (&m.remove_requests, &m.remove_latency_ns),

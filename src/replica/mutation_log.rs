@@ -350,6 +350,37 @@ fn load_files(dir: &Path) -> Result<BTreeMap<i32, LogFileInfo>, LogError> {
     Ok(files)
 }
 
+/// Reads the mutations of partition (app_id, pidx) with decrees in `from..=to` from the log
+/// files in `dir`, as a duplicator loads them while the log is being appended to: only the
+/// newest files that can hold those decrees are read (a file's header names the last decree
+/// of the files before it), a torn tail is left out, and of a decree logged more than once
+/// (a new primary's re-proposal) the last copy is kept. Mutations come back in decree order.
+pub fn read_decrees(
+    dir: &Path,
+    app_id: i32,
+    pidx: i32,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Mutation>, LogError> {
+    let files = load_files(dir)?;
+    let mut picked: Vec<&LogFileInfo> = Vec::new();
+    for f in files.values().rev() {
+        picked.push(f);
+        if f.header.max_decree_of(app_id, pidx) < from {
+            break;
+        }
+    }
+    picked.reverse();
+    let mut by_decree: BTreeMap<i64, Mutation> = BTreeMap::new();
+    replay_run(picked, |m| {
+        if m.app_id == app_id && m.partition_index == pidx && m.decree >= from && m.decree <= to {
+            by_decree.insert(m.decree, m);
+        }
+        true
+    })?;
+    Ok(by_decree.into_values().collect())
+}
+
 /// Replays files (consecutive indices, continuous offsets) in order; `keep` is called with
 /// every decoded mutation and returns whether it counts.
 fn replay_run<'a>(

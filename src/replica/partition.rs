@@ -85,6 +85,8 @@ pub enum Input {
         receiver_status: Status,
         signature: i64,
         committed: i64,
+        /// The primary's duplication floor (upstream's confirmed_decree), when it sent one.
+        confirmed: Option<i64>,
         reply: oneshot::Sender<GroupCheckOutcome>,
     },
     GroupCheckReply {
@@ -199,6 +201,7 @@ pub trait Transport: Send + Sync + 'static {
         receiver_status: Status,
         signature: i64,
         committed: i64,
+        confirmed: i64,
     );
     /// Copies a learned checkpoint into `dst`; returns when done.
     fn copy_checkpoint(
@@ -245,6 +248,12 @@ pub struct Replica {
     /// Whether old private-log files are removed (`replica.enable-plog-gc` /
     /// `replica.disable-plog-gc`).
     pub plog_gc: AtomicBool,
+    /// The lowest decree the meta persisted for this partition's duplications (i64::MAX when
+    /// none): log files holding later decrees are kept for the duplicators.
+    pub dup_gc_floor: std::sync::atomic::AtomicI64,
+    /// The `confirmed_decree` the primary last sent in a group check (-1: none), the floor a
+    /// secondary keeps for duplication (see `stub_dup::plog_floor`).
+    pub dup_primary_confirmed: std::sync::atomic::AtomicI64,
 }
 
 /// One client read, run on the partition's read lane.
@@ -489,6 +498,7 @@ pub fn decode_write(code: &str, d: &[u8]) -> Option<WriteRequest> {
         "RPC_RRDB_RRDB_INCR" => WriteRequest::Incr(decode(d, read_arg).ok()?),
         "RPC_RRDB_RRDB_CHECK_AND_SET" => WriteRequest::CheckAndSet(decode(d, read_arg).ok()?),
         "RPC_RRDB_RRDB_CHECK_AND_MUTATE" => WriteRequest::CheckAndMutate(decode(d, read_arg).ok()?),
+        "RPC_RRDB_RRDB_DUPLICATE" => WriteRequest::Duplicate(decode(d, read_arg).ok()?),
         _ => return None,
     })
 }
@@ -593,6 +603,8 @@ impl Replica {
             info: RwLock::new(info),
             metrics: super::metrics::register_replica(app_id, pidx),
             plog_gc: AtomicBool::new(true),
+            dup_gc_floor: std::sync::atomic::AtomicI64::new(i64::MAX),
+            dup_primary_confirmed: std::sync::atomic::AtomicI64::new(-1),
         });
         let mut owner = Owner {
             r: r.clone(),
@@ -1104,11 +1116,20 @@ impl Owner {
                 receiver_status,
                 signature,
                 committed,
+                confirmed,
                 reply,
             } => {
                 let t = self.token();
                 self.group_check_waiters.insert(t, reply);
                 core.on_group_check(from, ballot, receiver_status, signature, committed, t, out);
+                if let (Some(c), Status::Secondary) = (confirmed, core.status) {
+                    // One update: the duplication sync may reset it meanwhile.
+                    let _ = self.r.dup_primary_confirmed.fetch_update(
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                        |cur| Some(super::stub::dup::learn_confirmed(cur, c)),
+                    );
+                }
             }
             Input::GroupCheckReply {
                 from,
@@ -1216,6 +1237,15 @@ impl Owner {
         }
     }
 
+    /// The decree up to which duplication lets the private log go (i64::MAX: all of it).
+    fn dup_floor(&self, core: &Core) -> i64 {
+        super::stub::dup::plog_floor(
+            core.status == Status::Primary,
+            self.r.dup_gc_floor.load(Ordering::SeqCst),
+            self.r.dup_primary_confirmed.load(Ordering::SeqCst),
+        )
+    }
+
     /// Deletes log files that only hold decrees already flushed into the database.
     fn gc_log(&mut self, core: &Core) {
         if !self.r.plog_gc.load(Ordering::Relaxed) {
@@ -1223,7 +1253,8 @@ impl Owner {
         }
         let Some(app) = self.r.app() else { return };
         if let Ok(flushed) = app.db.last_flushed_decree() {
-            let _ = self.log.gc(flushed.min(core.last_committed));
+            let floor = self.dup_floor(core);
+            let _ = self.log.gc(flushed.min(core.last_committed).min(floor));
         }
     }
 
@@ -1624,6 +1655,7 @@ impl Owner {
                     receiver_status,
                     signature,
                     committed,
+                    super::stub::dup::confirmed_to_send(self.dup_floor(core)),
                 ),
                 Action::ReplyGroupCheck {
                     token,

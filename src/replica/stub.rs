@@ -222,6 +222,7 @@ impl Net {
         receiver_status: Status,
         signature: i64,
         committed: i64,
+        confirmed: Option<i64>,
     ) -> GroupCheckRequest {
         GroupCheckRequest {
             app: Some(info),
@@ -237,7 +238,7 @@ impl Net {
                 hp_primary: Some(self.me_hp.clone()),
             }),
             last_committed_decree: Some(committed),
-            confirmed_decree: None,
+            confirmed_decree: confirmed,
             child_gpid: None,
             meta_split_status: None,
             hp_node: Some(book().hp_of(RpcAddress(to))),
@@ -364,6 +365,7 @@ impl Transport for Net {
             Status::PotentialSecondary,
             signature,
             committed,
+            None,
         );
         self.oneway(to, "RPC_LEARN_ADD_LEARNER", gpid, req);
     }
@@ -443,6 +445,7 @@ impl Transport for Net {
         receiver_status: Status,
         signature: i64,
         committed: i64,
+        confirmed: i64,
     ) {
         let Some(c) = self.peer(to) else { return };
         let req = self.group_check_request(
@@ -453,6 +456,7 @@ impl Transport for Net {
             receiver_status,
             signature,
             committed,
+            Some(confirmed),
         );
         let answer = move |resp: Option<GroupCheckResponse>| {
             let (ok, learner_succeeded, signature) = match resp {
@@ -587,6 +591,8 @@ pub struct ReplicaStub {
     metric_sets: Mutex<Vec<Arc<crate::metrics::Computed>>>,
     /// Cold backups under way or done, per (app, partition, policy).
     backups: Mutex<HashMap<(i32, i32, String), Arc<backup::BackupJob>>>,
+    /// Duplications of the partitions this server leads.
+    dups: dup::Dups,
 }
 
 #[path = "stub_backup.rs"]
@@ -595,6 +601,8 @@ mod backup;
 mod commands;
 #[path = "stub_disk.rs"]
 mod disk;
+#[path = "stub_dup.rs"]
+pub(crate) mod dup;
 #[path = "stub_metrics.rs"]
 mod metrics_timers;
 pub use commands::{DENY_CLIENT, VERBOSE_CLIENT_LOG, VERBOSE_COMMIT_LOG};
@@ -664,6 +672,7 @@ impl ReplicaStub {
             migrations: Mutex::new(HashMap::new()),
             metric_sets: Mutex::new(Vec::new()),
             backups: Mutex::new(HashMap::new()),
+            dups: dup::Dups::default(),
             closed: Mutex::new(HashMap::new()),
             server_name: opts.self_addr.to_string(),
             net: net.clone(),
@@ -838,6 +847,15 @@ impl ReplicaStub {
                     .choose_dir(&|d: &Path| self.held_in(d, app_id))
                     .ok_or("no data dir can take a new replica")?
                     .join(&name);
+                let envs = info.envs.clone().unwrap_or_default();
+                let follower = envs.contains_key(crate::base::dup_common::ENV_MASTER_CLUSTER)
+                    && envs.contains_key(crate::base::dup_common::ENV_MASTER_METAS);
+                if primary && follower {
+                    if let Err(e) = self.duplicate_checkpoint(info, pidx, &dir).await {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(format!("duplicating the master's checkpoint failed: {e}"));
+                    }
+                }
                 let spec = info.envs.as_ref().and_then(backup::RestoreSpec::of);
                 if let (true, Some(spec)) = (primary, spec) {
                     let app_name = info.app_name.clone().unwrap_or_default();
@@ -1381,6 +1399,18 @@ impl ReplicaStub {
         if !r.is_primary() {
             return sink.send(Reply::err("ERR_INVALID_STATE"));
         }
+        // A duplicated table ships only idempotent writes: its atomic ones are refused, as
+        // upstream's (unless the table makes them idempotent).
+        if matches!(
+            req.name.as_str(),
+            "RPC_RRDB_RRDB_INCR" | "RPC_RRDB_RRDB_CHECK_AND_SET" | "RPC_RRDB_RRDB_CHECK_AND_MUTATE"
+        ) {
+            let info = r.app_info();
+            if info.duplicating == Some(true) && !info.atomic_idempotent.unwrap_or(false) {
+                r.metrics.dup_rejected_non_idempotent_write_requests.inc();
+                return sink.send(Reply::err("ERR_OPERATION_DISABLED"));
+            }
+        }
         super::metrics::count_write_bytes(&r.metrics, &request);
         // Upstream's task codes: single puts and removes may share a mutation.
         let allow_batch = matches!(
@@ -1404,6 +1434,7 @@ impl ReplicaStub {
                     Ok(WriteResponse::Incr(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndSet(u)) => Reply::of(&u),
                     Ok(WriteResponse::CheckAndMutate(u)) => Reply::of(&u),
+                    Ok(WriteResponse::Duplicate(u)) => Reply::of(&u),
                     Err(e) => {
                         if VERBOSE_CLIENT_LOG.load(Ordering::Relaxed) {
                             log::error!("{gpid}: client write answered with {e}");
@@ -1635,6 +1666,7 @@ impl ReplicaStub {
             },
             signature: cfg.learner_signature.unwrap_or(0),
             committed: g.last_committed_decree.unwrap_or(0),
+            confirmed: g.confirmed_decree,
             reply: tx,
         });
         match rx.await {
@@ -1838,6 +1870,7 @@ fn is_write(name: &str) -> bool {
             | "RPC_RRDB_RRDB_INCR"
             | "RPC_RRDB_RRDB_CHECK_AND_SET"
             | "RPC_RRDB_RRDB_CHECK_AND_MUTATE"
+            | "RPC_RRDB_RRDB_DUPLICATE"
     )
 }
 
@@ -1918,6 +1951,7 @@ impl Handler for ReplicaStub {
                 }),
                 "RPC_QUERY_DISK_INFO" => Some(self.on_query_disk_info(&req)),
                 "RPC_COLD_BACKUP" => Some(self.on_cold_backup(&req)),
+                "RPC_QUERY_LAST_CHECKPOINT_INFO" => Some(self.on_query_last_checkpoint(&req)),
                 "RPC_ADD_NEW_DISK" => Some(self.on_add_new_disk(&req)),
                 "RPC_REPLICA_DISK_MIGRATE" => Some(self.on_disk_migrate(&req)),
                 "RPC_NEGOTIATION" => Some(Reply::negotiation()),
@@ -1935,16 +1969,7 @@ impl Handler for ReplicaStub {
                     serde_json::json!({ "data_version": v.to_string() })
                 }),
                 "/replica/manual_compaction" => self.http_compaction(&req),
-                "/replica/duplication" => match Self::http_app_id(&req, "appid") {
-                    Err(r) => r,
-                    // Duplication is not implemented: upstream's answer when it is off.
-                    Ok(_) => HttpReply {
-                        status: 404,
-                        content_type: "text/plain",
-                        body: "duplication is not enabled [FLAGS_duplication_enabled=false]".into(),
-                        location: None,
-                    },
-                },
+                "/replica/duplication" => self.http_duplication(&req),
                 _ => crate::remote_cmd::http(&req, REPLICA_PAGES),
             }
         })

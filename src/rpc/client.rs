@@ -265,3 +265,36 @@ impl RpcClient {
         }
     }
 }
+
+/// Calls meta RPC `rpc` on the metas `metas` (`host:port`, of this or another cluster) in turn,
+/// until one answers with an error other than "ask another meta" (ERR_FORWARD_TO_OTHERS,
+/// ERR_SERVICE_NOT_ACTIVE); `None` when none does.
+pub async fn call_metas<Req: TSerializable, Resp: TSerializable>(
+    metas: &[String],
+    rpc: &str,
+    req: &Req,
+    timeout: Duration,
+    err_of: impl Fn(&Resp) -> Option<crate::idl::dsn::ErrorCode>,
+) -> Option<Resp> {
+    use crate::idl::dsn::ErrorCode;
+    use std::net::ToSocketAddrs;
+    for hp in metas {
+        let Some(a) = hp
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.find(|x| x.is_ipv4()))
+        else {
+            continue;
+        };
+        let r: Option<Resp> = RpcClient::new(a, 0)
+            .call_struct(rpc, 0, 0, req, timeout)
+            .await;
+        if let Some(r) = r {
+            let e = err_of(&r);
+            if e != Some(ErrorCode::FORWARD_TO_OTHERS) && e != Some(ErrorCode::SERVICE_NOT_ACTIVE) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}

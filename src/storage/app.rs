@@ -78,6 +78,8 @@ pub enum WriteRequest {
     Incr(IncrRequest),
     CheckAndSet(CheckAndSetRequest),
     CheckAndMutate(CheckAndMutateRequest),
+    /// Writes shipped by a duplication from another cluster.
+    Duplicate(crate::idl::duplication_internal::DuplicateRequest),
 }
 
 /// The response to a write request.
@@ -88,6 +90,7 @@ pub enum WriteResponse {
     Incr(IncrResponse),
     CheckAndSet(CheckAndSetResponse),
     CheckAndMutate(CheckAndMutateResponse),
+    Duplicate(crate::idl::duplication_internal::DuplicateResponse),
 }
 
 impl WriteResponse {
@@ -99,6 +102,7 @@ impl WriteResponse {
             WriteResponse::Incr(u) => u.error,
             WriteResponse::CheckAndSet(u) => u.error,
             WriteResponse::CheckAndMutate(u) => u.error,
+            WriteResponse::Duplicate(u) => u.error,
         }
         .unwrap_or(0)
     }
@@ -137,6 +141,7 @@ pub fn write_key_error(req: &WriteRequest, partition_hash: u64) -> Option<&'stat
         WriteRequest::MultiRemove(r) => hash_key(&r.hash_key),
         WriteRequest::CheckAndSet(r) => hash_key(&r.hash_key),
         WriteRequest::CheckAndMutate(r) => hash_key(&r.hash_key),
+        WriteRequest::Duplicate(_) => None,
     }
 }
 
@@ -281,7 +286,7 @@ impl PartitionApp {
             limits: RangeReadLimits::default(),
             scanners: Mutex::new(HashMap::new()),
             next_context_id: AtomicI64::new(rand::random::<u32>() as i64 & 0x7FFF_FFFF),
-            cluster_id: 0,
+            cluster_id: crate::base::dup_common::get().current_id_or_default(),
         }
     }
 
@@ -388,6 +393,12 @@ impl PartitionApp {
 
     fn error_write_response(&self, decree: i64, req: &WriteRequest, code: i32) -> WriteResponse {
         match req {
+            WriteRequest::Duplicate(_) => {
+                WriteResponse::Duplicate(crate::idl::duplication_internal::DuplicateResponse {
+                    error: Some(code),
+                    error_hint: None,
+                })
+            }
             WriteRequest::Put(_) | WriteRequest::MultiPut(_) | WriteRequest::Remove(_) => {
                 WriteResponse::Update(self.update_response(decree, code))
             }
@@ -496,6 +507,7 @@ impl PartitionApp {
                 resp.count = Some(sks.len() as i64);
                 Ok(WriteResponse::MultiRemove(resp))
             }
+            WriteRequest::Duplicate(d) => self.duplicate(decree, d).map(WriteResponse::Duplicate),
             WriteRequest::Incr(r) => self.incr(decree, r, timetag).map(WriteResponse::Incr),
             WriteRequest::CheckAndSet(r) => self
                 .check_and_set(decree, r, timetag)
@@ -504,6 +516,74 @@ impl PartitionApp {
                 .check_and_mutate(decree, r, timetag)
                 .map(WriteResponse::CheckAndMutate),
         }
+    }
+
+    /// Applies the entries of a duplicate request in order, as upstream's follower does: each
+    /// a put, multi-put, remove or multi-remove stamped with the master's timetag (time and
+    /// cluster id); an entry from an unconfigured cluster, from this cluster itself or of
+    /// another kind stops the request with error 4 (invalid argument) and its hint, entries
+    /// before it staying applied.
+    fn duplicate(
+        &self,
+        decree: i64,
+        d: &crate::idl::duplication_internal::DuplicateRequest,
+    ) -> Result<crate::idl::duplication_internal::DuplicateResponse> {
+        use crate::idl::duplication_internal::DuplicateResponse;
+        let cfg = crate::base::dup_common::get();
+        let refuse = |hint: String| {
+            self.db.apply(decree, &[], 0)?;
+            Ok(DuplicateResponse {
+                error: Some(rs::INVALID_ARGUMENT),
+                error_hint: Some(hint),
+            })
+        };
+        let entries = d.entries.as_deref().unwrap_or(&[]);
+        if entries.is_empty() {
+            self.db.apply(decree, &[], 0)?;
+        }
+        for e in entries {
+            let id = e.cluster_id.unwrap_or(0) as u8;
+            if !cfg.is_cluster_id_configured(id) {
+                return refuse("request cluster id is unconfigured".into());
+            }
+            if id == cfg.current_id_or_default() {
+                return refuse("self-duplicating".into());
+            }
+            let code = e.task_code.clone().map(|c| c.0).unwrap_or_default();
+            let body = e
+                .raw_message
+                .as_ref()
+                .map(|b| b.0.as_slice())
+                .unwrap_or(&[]);
+            let delete = matches!(
+                code.as_str(),
+                "RPC_RRDB_RRDB_REMOVE" | "RPC_RRDB_RRDB_MULTI_REMOVE"
+            );
+            let tt = value_schema::timetag(e.timestamp.unwrap_or(0).max(0) as u64, id, delete);
+            let inner = match code.as_str() {
+                "RPC_RRDB_RRDB_PUT"
+                | "RPC_RRDB_RRDB_MULTI_PUT"
+                | "RPC_RRDB_RRDB_REMOVE"
+                | "RPC_RRDB_RRDB_MULTI_REMOVE" => {
+                    crate::replica::partition::decode_write(&code, body)
+                }
+                _ => None,
+            };
+            let Some(inner) = inner else {
+                return refuse(format!("unrecognized task code {code}"));
+            };
+            let r = self.write_inner(decree, &inner, tt)?;
+            if r.error() != rs::OK {
+                return Ok(DuplicateResponse {
+                    error: Some(r.error()),
+                    error_hint: None,
+                });
+            }
+        }
+        Ok(DuplicateResponse {
+            error: Some(rs::OK),
+            error_hint: None,
+        })
     }
 
     fn incr(&self, decree: i64, r: &IncrRequest, timetag: u64) -> Result<IncrResponse> {
@@ -1330,6 +1410,88 @@ mod tests {
         assert_eq!(validate_check(17, b"-5", true, b"-4"), (true, false));
         assert_eq!(validate_check(18, b"", true, b""), (false, true));
         assert!(!check_type_supported(18));
+    }
+
+    #[test]
+    fn duplicated_writes_carry_the_masters_timetag_and_foreign_ones_are_refused() {
+        use crate::base::dup_common::{self, DupConfig};
+        use crate::idl::duplication_internal::{DuplicateEntry, DuplicateRequest};
+        use crate::idl::protocol::encode_wrapped;
+        let mut cfg = DupConfig {
+            enabled: true,
+            cluster_name: "b".into(),
+            ..Default::default()
+        };
+        cfg.group.insert("a".into(), 1);
+        cfg.group.insert("b".into(), 2);
+        dup_common::set(cfg);
+        let tmp = tempfile::tempdir().unwrap();
+        let db = PegasusDb::open(
+            tmp.path(),
+            std::sync::Arc::new(super::super::engine::TtlSettings::default()),
+        )
+        .unwrap();
+        let app = PartitionApp::new(db, 1, 0, "s".into());
+        let key = key_schema::encode(b"h", b"s").unwrap();
+        let put = UpdateRequest {
+            key: blob(key.clone()),
+            value: blob(b"v".to_vec()),
+            expire_ts_seconds: Some(0),
+            ..Default::default()
+        };
+        let entry = |code: &str, body: Vec<u8>, cluster: i8| DuplicateEntry {
+            timestamp: Some(1_000_000),
+            task_code: Some(crate::idl::dsn::TaskCode(code.into())),
+            raw_message: Some(Blob(body)),
+            cluster_id: Some(cluster),
+            verify_timetag: None,
+        };
+        let req =
+            |e: Vec<DuplicateEntry>| WriteRequest::Duplicate(DuplicateRequest { entries: Some(e) });
+        let r = app.apply_write(
+            5,
+            &req(vec![entry("RPC_RRDB_RRDB_PUT", encode_wrapped(0, &put), 1)]),
+            9,
+        );
+        assert_eq!(r.error(), rs::OK);
+        let raw = app.db.get_raw(&key).unwrap().unwrap();
+        let v = value_schema::decode(1, &raw).unwrap();
+        assert_eq!(v.timetag, value_schema::timetag(1_000_000, 1, false));
+        assert_eq!(v.user_data, b"v");
+        // From this cluster itself, from an unknown one, or not a plain write: refused.
+        for (code, cluster, hint) in [
+            ("RPC_RRDB_RRDB_PUT", 2, "self-duplicating"),
+            ("RPC_RRDB_RRDB_PUT", 9, "request cluster id is unconfigured"),
+            (
+                "RPC_RRDB_RRDB_INCR",
+                1,
+                "unrecognized task code RPC_RRDB_RRDB_INCR",
+            ),
+        ] {
+            match app.apply_write(
+                6,
+                &req(vec![entry(code, encode_wrapped(0, &put), cluster)]),
+                9,
+            ) {
+                WriteResponse::Duplicate(d) => {
+                    assert_eq!(d.error, Some(rs::INVALID_ARGUMENT));
+                    assert_eq!(d.error_hint.as_deref(), Some(hint));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let rm = Blob(key.clone());
+        let r = app.apply_write(
+            7,
+            &req(vec![entry(
+                "RPC_RRDB_RRDB_REMOVE",
+                encode_wrapped(0, &rm),
+                1,
+            )]),
+            9,
+        );
+        assert_eq!(r.error(), rs::OK);
+        assert!(app.db.get_raw(&key).unwrap().is_none());
     }
 
     #[test]

@@ -653,6 +653,12 @@ impl PegasusDb {
         scan_checkpoints(data_dir, true)
     }
 
+    /// The checkpoint dirs of `data_dir` as (decree, path), sorted by decree, touching
+    /// nothing (safe while a checkpoint is being made).
+    pub fn checkpoints(data_dir: &Path) -> Vec<(i64, PathBuf)> {
+        scan_checkpoints(data_dir, false)
+    }
+
     /// Keeps the newest `keep` checkpoints of `data_dir` (upstream `checkpoint_reserve_min_count`
     /// is 2) and any made less than `reserve` ago (upstream `checkpoint_reserve_time_seconds`,
     /// so a learner's copy of one is not cut short), and deletes the others. Leaves other
