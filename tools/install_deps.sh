@@ -52,6 +52,11 @@ else
     if [ $BUILD_ONLY -eq 0 ] && ! command -v mvn >/dev/null 2>&1; then
         want_pkg maven
     fi
+    # Clusters with several metas keep their state in ZooKeeper: installed here, before the
+    # tests, rather than by run.sh in the middle of a run.
+    if [ $BUILD_ONLY -eq 0 ]; then
+        want_pkg zookeeper
+    fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -65,8 +70,20 @@ if [ ${#missing[@]} -gt 0 ]; then
         sudo=(sudo)
     fi
     log "installing ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # A mirror or name lookup that fails for a moment should not fail a CI run: three tries.
+    for try in 1 2 3; do
+        if "${sudo[@]}" apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+                --no-install-recommends "${missing[@]}"; then
+            break
+        fi
+        if [ "$try" -eq 3 ]; then
+            echo "install_deps: apt-get could not install ${missing[*]}" >&2
+            exit 1
+        fi
+        log "apt-get failed (try $try of 3); trying again in $((try * 15)) s"
+        sleep $((try * 15))
+    done
 fi
 
 if [ $ZK_ONLY -eq 1 ]; then
