@@ -29,6 +29,8 @@ pytestmark = pytest.mark.restart  # clusters of their own; sorted with the resta
 
 A_META, A_REPLICA = 20600, 20800
 B_META, B_REPLICA = 20700, 20900
+REPORT = os.path.join(pgharness.LOG_DIR, "dup_report.txt")
+report = pgharness.reporter("dup", REPORT)
 A_ZK_PORT = 23281   # the master keeps its state in ZooKeeper, which table-migrator's switch uses
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 TABLE = "dupt"
@@ -118,6 +120,8 @@ class DupCluster(pgharness.ConfiguredOnebox):
 
 @pytest.fixture(scope="module")
 def clusters(reactor_thread):
+    with open(REPORT, "w") as f:
+        f.write("# dup report, %s\n" % time.strftime("%Y-%m-%d %H:%M:%S"))
     a_settings = dict(COMMON)
     a_settings.update(MASTER_LOGS)
     a_settings[("pegasus.clusters", "onebox2")] = "127.0.0.1:%d" % (B_META + 1)
@@ -227,8 +231,8 @@ def test_duplication_ships_writes_to_the_follower(clusters):
         expected[("multi0", "m0")] = expected[("multi0", "m1")] = None
         t0 = time.time()
         wait_on(cb, expected)
-        pgharness.log("duplication: %d keys on the follower %.1fs after the last write"
-                      % (len(expected), time.time() - t0))
+        report("duplication: %d keys on the follower %.1fs after the last write"
+               % (len(expected), time.time() - t0))
         for i in range(20):
             assert cb.get("before", "s%02d" % i)[0] == NOT_FOUND
 
@@ -307,8 +311,8 @@ def test_duplication_with_the_checkpoint_creates_the_follower_table(clusters):
             if status == "DS_LOG":
                 break
             time.sleep(1)
-        pgharness.log("checkpoint duplication %d: %s in %.1fs" % (dupid, " -> ".join(seen),
-                                                                  time.time() - t0))
+        report("checkpoint duplication %d: %s in %.1fs"
+               % (dupid, " -> ".join(seen), time.time() - t0))
         assert status == "DS_LOG", seen
         # the follower table, created by the master meta with upstream's envs
         with urllib.request.urlopen("http://%s/meta/app_envs?name=%s" % (b.metas[0], table),
@@ -364,7 +368,7 @@ def test_table_migrator_moves_a_table(clusters):
                   "table-migrator -t %s -c onebox2 -m 127.0.0.1:%d -r /metaproxy"
                   % (table, B_META + 1),
                   timeout=600)
-    pgharness.log("table-migrator took %.0fs:\n%s" % (time.time() - t0, out))
+    report("table-migrator took %.0fs:\n%s" % (time.time() - t0, out))
     assert "panic" not in out and "error" not in out.lower(), out
     got = [l for l in a.zk("get", "/metaproxy/%s" % table) if l.startswith("{")]
     assert got and json.loads(got[-1]) == {"cluster_name": "onebox2",
@@ -452,8 +456,8 @@ def test_a_failover_loses_nothing_the_duplication_had_not_shipped(clusters):
         # still hold what was written during the pause (their first file may go).
         time.sleep(6)
         files = {n: plog_files(a, n, app_id) for n in (1, 2, 3)}
-        pgharness.log("failover: plog files per node and partition during the pause: %s"
-                      % files)
+        report("failover: plog files per node and partition during the pause: %s"
+               % files)
         # every member, secondaries included, still holds the paused writes' files (a
         # collected log keeps its last file only)
         assert all(len(f) == 4 and min(f.values()) >= 2 for f in files.values()), files
@@ -472,14 +476,14 @@ def test_a_failover_loses_nothing_the_duplication_had_not_shipped(clusters):
             time.sleep(1)
         assert len(now) == 4 and port not in now.values(), now
         moved = sorted(p for p, q in prim.items() if q == port)
-        pgharness.log("failover: replica server %d (primary of %s) stopped; primaries now %s"
-                      % (stopped, moved, now))
+        report("failover: replica server %d (primary of %s) stopped; primaries now %s"
+               % (stopped, moved, now))
         out = a.admin("use %s" % table, "dup start -d %d" % dupid)
         assert "DS_LOG" in out, out
         t0 = time.time()
         wait_on(cb, paused, timeout=120)
-        pgharness.log("failover: %d paused writes on the follower %.1fs after the start"
-                      % (len(paused), time.time() - t0))
+        report("failover: %d paused writes on the follower %.1fs after the start"
+               % (len(paused), time.time() - t0))
     finally:
         ca.close()
         cb.close()

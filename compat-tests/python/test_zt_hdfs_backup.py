@@ -24,6 +24,8 @@ PegasusHash.populate_table()   # the client fills its CRC table only when a clie
 pytestmark = pytest.mark.restart  # a cluster of its own; sorted with the restarting tests
 
 META_PORT_BASE = 21600
+REPORT = os.path.join(pgharness.LOG_DIR, "hdfs_report.txt")
+report = pgharness.reporter("hdfs", REPORT)
 REPLICA_PORT_BASE = 21800
 HDFS_PORT = 21900
 HDFS_URI = "hdfs://127.0.0.1:%d" % HDFS_PORT
@@ -101,6 +103,8 @@ class HdfsCluster(pgharness.ConfiguredOnebox):
 
 @pytest.fixture(scope="module")
 def hc(reactor_thread):
+    with open(REPORT, "w") as f:
+        f.write("# hdfs report, %s\n" % time.strftime("%Y-%m-%d %H:%M:%S"))
     c = HdfsCluster()
     if c.bin is None:
         pytest.skip("no pegasus_server binary (set PEGASUS_SERVER_BIN)")
@@ -155,13 +159,13 @@ def test_backup_to_hdfs_and_restore(hc):
         c.close()
 
     backup_id, status = backup(hc, app_id)
-    pgharness.log("HDFS backup %d of %s:\n%s" % (backup_id, name, status))
+    report("HDFS backup %d of %s:\n%s" % (backup_id, name, status))
     assert "hdfs_service" in status, status
 
     # upstream's layout, read back through Hadoop's own client: no sidecar files on HDFS
     base = "%s/%s/%d" % (HDFS_ROOT, CLUSTER, backup_id)
     files = hc.dfs.ls(base)
-    pgharness.log("HDFS files under %s: %d" % (base, len(files)))
+    report("HDFS files under %s: %d" % (base, len(files)))
     assert not [f for f in files if os.path.basename(f).startswith(".")], files
     info = json.loads(hc.dfs.tool("cat", base + "/backup_info"))
     assert info["backup_id"] == backup_id and info["app_id"] == app_id, info
@@ -188,7 +192,7 @@ def test_backup_to_hdfs_and_restore(hc):
         for k, v in hc.replica_metrics(n, app_id).items():
             if k.startswith("backup_") and k not in ("backup_requests", "backup_request_bytes"):
                 sums[k] = sums.get(k, 0) + v
-    pgharness.log("backup metrics of table %d: %s" % (app_id, sums))
+    report("backup metrics of table %d: %s" % (app_id, sums))
     assert sums["backup_started_count"] == 4 and sums["backup_successful_count"] == 4, sums
     assert sums["backup_failed_count"] == 0 and sums["backup_file_upload_failed_count"] == 0
     assert sums["backup_file_upload_total_bytes"] == total, (sums, total)
