@@ -23,6 +23,12 @@ pub const MAX_REPLICA_COUNT_ENV: &str = "max_replica_count.update";
 /// Partition flag set on the partitions of a dropped table.
 pub const PARTITION_FLAG_DROPPED: i32 = 1;
 
+/// The most partitions a table may have. Upstream has no upper bound; this one refuses a
+/// create or restore request (or a corrupt backup's app_metadata) that would make the meta
+/// allocate and persist billions of partitions, while leaving room far beyond real tables
+/// (a few thousand partitions at most).
+pub const MAX_PARTITION_COUNT: i32 = 1 << 16;
+
 /// Meta server settings, from `[meta_server]` and `[replication]`.
 #[derive(Debug, Clone)]
 pub struct MetaOptions {
@@ -423,7 +429,8 @@ impl ServerState {
             .collect()
     }
 
-    /// Creates a table and persists it with all its partitions; returns its id.
+    /// Creates a table and persists it with all its partitions; returns its id. A partition
+    /// count outside 1..=MAX_PARTITION_COUNT is refused before anything is allocated.
     #[allow(clippy::too_many_arguments)]
     pub fn create_app(
         &mut self,
@@ -435,6 +442,9 @@ impl ServerState {
         envs: BTreeMap<String, String>,
         init_partition_count: i32,
     ) -> Result<i32, ErrorCode> {
+        if !(1..=MAX_PARTITION_COUNT).contains(&partition_count) {
+            return Err(ErrorCode::INVALID_PARAMETERS);
+        }
         let app_id = self.apps.keys().max().copied().unwrap_or(0) + 1;
         let info = AppInfo {
             status: Some(AppStatus::AS_AVAILABLE),
@@ -1778,6 +1788,22 @@ mod tests {
 
     fn out_target(cfg: &PartitionConfiguration) -> RpcAddress {
         cfg.primary.unwrap()
+    }
+
+    #[test]
+    fn a_partition_count_out_of_range_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Box::new(LocalStore::open(dir.path()).unwrap());
+        let mut s = ServerState::load(store, opts(), &[]).unwrap();
+        for pc in [0, -1, MAX_PARTITION_COUNT + 1, i32::MAX] {
+            let r = s.create_app("t", "pegasus", pc, 1, true, BTreeMap::new(), pc);
+            assert_eq!(r, Err(ErrorCode::INVALID_PARAMETERS), "{pc}");
+        }
+        assert!(s.apps.is_empty());
+        let id = s
+            .create_app("t", "pegasus", 4, 1, true, BTreeMap::new(), 4)
+            .unwrap();
+        assert_eq!(s.apps[&id].partitions.len(), 4);
     }
 
     #[test]
