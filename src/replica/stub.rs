@@ -249,6 +249,27 @@ impl Net {
 /// The lock held while one partition's replica is created.
 type CreationLock = Arc<tokio::sync::Mutex<()>>;
 
+/// One caller's hold on a partition's creation lock. When it goes (also when the creating
+/// future is dropped midway), the lock leaves the map unless another caller holds or waits
+/// for it, so the map keeps only partitions being created.
+struct CreationSlot<'a> {
+    map: &'a Mutex<HashMap<(i32, i32), CreationLock>>,
+    key: (i32, i32),
+    lock: CreationLock,
+}
+
+impl Drop for CreationSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            // Only the map's copy and this one: nobody else holds or waits for it, and a new
+            // caller would have to take the map's mutex, held here, to get one.
+            if Arc::strong_count(&self.lock) == 2 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 impl Transport for Net {
     fn send_prepare(
         &self,
@@ -828,11 +849,16 @@ impl ReplicaStub {
         primary: bool,
     ) -> Result<Arc<Replica>, String> {
         let app_id = info.app_id.unwrap_or(0);
-        let lock = match self.creating.lock() {
-            Ok(mut m) => m.entry((app_id, pidx)).or_default().clone(),
+        let slot = match self.creating.lock() {
+            Ok(mut m) => CreationSlot {
+                map: &self.creating,
+                key: (app_id, pidx),
+                lock: m.entry((app_id, pidx)).or_default().clone(),
+            },
             Err(_) => return Err("replica creation locks poisoned".into()),
         };
-        let _guard = lock.lock().await;
+        // Dropped before `slot` (declared after it), so the slot sees whether others wait.
+        let _guard = slot.lock.clone().lock_owned().await;
         if let Some(r) = self.replica(app_id, pidx) {
             return Ok(r);
         }
@@ -1973,5 +1999,41 @@ impl Handler for ReplicaStub {
                 _ => crate::remote_cmd::http(&req, REPLICA_PAGES),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(map: &Mutex<HashMap<(i32, i32), CreationLock>>, key: (i32, i32)) -> CreationSlot<'_> {
+        let lock = map.lock().unwrap().entry(key).or_default().clone();
+        CreationSlot { map, key, lock }
+    }
+
+    #[tokio::test]
+    async fn a_creation_lock_leaves_the_map_with_its_last_holder() {
+        let map = Mutex::new(HashMap::new());
+        let first = slot(&map, (1, 0));
+        let guard = first.lock.clone().lock_owned().await;
+        // a second caller waits for the same lock
+        let second = slot(&map, (1, 0));
+        let other = slot(&map, (1, 1));
+        assert!(Arc::ptr_eq(&first.lock, &second.lock));
+        assert!(second.lock.try_lock().is_err(), "the first holds it");
+        drop(guard);
+        drop(first);
+        assert!(
+            map.lock().unwrap().contains_key(&(1, 0)),
+            "the second still waits for it"
+        );
+        {
+            let _g = second.lock.clone().lock_owned().await;
+        }
+        drop(second);
+        assert!(!map.lock().unwrap().contains_key(&(1, 0)));
+        assert!(map.lock().unwrap().contains_key(&(1, 1)));
+        drop(other);
+        assert!(map.lock().unwrap().is_empty());
     }
 }
