@@ -72,6 +72,16 @@ class DupCluster(pgharness.ConfiguredOnebox):
                            stdin=subprocess.DEVNULL, timeout=60)
         return p.stdout.decode("utf-8", "replace").splitlines()
 
+    def zk_create(self, path, data, tries=5):
+        """Creates znode `path` and checks it exists (`stat` prints its cZxid), trying again
+        when a zkCli run on a loaded machine lost its session before it acted."""
+        for _ in range(tries):
+            self.zk("create", path, data)
+            if any(l.startswith("cZxid") for l in self.zk("stat", path)):
+                return
+            time.sleep(1)
+        raise AssertionError("zkCli could not create %s in %d tries" % (path, tries))
+
     def dup_page(self, table=TABLE):
         url = "http://%s/meta/app/duplication?name=%s" % (self.metas[0], table)
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -357,9 +367,9 @@ def test_table_migrator_moves_a_table(clusters):
     finally:
         ca.close()
     # metaproxy's record of the table: {cluster_name, meta_addrs}
-    a.zk("create", "/metaproxy", "")
+    a.zk_create("/metaproxy", "")
     node = json.dumps({"cluster_name": "onebox", "meta_addrs": a.metas[0]})
-    a.zk("create", "/metaproxy/%s" % table, node)
+    a.zk_create("/metaproxy/%s" % table, node)
     t0 = time.time()
     # The tool reads perf counters through sessions the admin-cli opens only when a node has
     # been called before in the same process (it panics otherwise, against upstream servers
@@ -370,7 +380,12 @@ def test_table_migrator_moves_a_table(clusters):
                   timeout=600)
     report("table-migrator took %.0fs:\n%s" % (time.time() - t0, out))
     assert "panic" not in out and "error" not in out.lower(), out
-    got = [l for l in a.zk("get", "/metaproxy/%s" % table) if l.startswith("{")]
+    got = []
+    for _ in range(5):   # a zkCli run on a loaded machine may lose its session before it prints
+        got = [l for l in a.zk("get", "/metaproxy/%s" % table) if l.startswith("{")]
+        if got:
+            break
+        time.sleep(1)
     assert got and json.loads(got[-1]) == {"cluster_name": "onebox2",
                                            "meta_addrs": "127.0.0.1:%d" % (B_META + 1)}, got
     with urllib.request.urlopen("http://%s/meta/app_envs?name=%s" % (a.metas[0], table),

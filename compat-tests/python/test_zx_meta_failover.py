@@ -89,18 +89,33 @@ class ZkCluster(pgharness.PrivateOnebox):
         return [l for l in lines if l and not l.startswith(("Connecting to", "WATCHER::",
                                                             "WatchedEvent", "SLF4J", "log4j"))]
 
+    def zk_read(self, cmd, path, pick, tries=5):
+        """pick(lines) of `zkCli.sh cmd path`, tried again when it gives None: a zkCli run on
+        a loaded machine may lose its session before it prints (ConnectionLoss)."""
+        lines = []
+        for i in range(tries):
+            lines = self.zk(cmd, path)
+            got = pick(lines)
+            if got is not None:
+                return got
+            time.sleep(1)
+        raise AssertionError("zkCli %s %s printed no answer in %d tries; last output: %r"
+                             % (cmd, path, tries, lines[-10:]))
+
     def zk_ls(self, path):
-        for l in reversed(self.zk("ls", path)):
-            if l.startswith("[") and l.endswith("]"):
-                inner = l[1:-1].strip()
-                return [x.strip() for x in inner.split(",")] if inner else []
-        raise AssertionError("zkCli ls %s printed no list" % path)
+        def pick(lines):
+            for l in reversed(lines):
+                if l.startswith("[") and l.endswith("]"):
+                    inner = l[1:-1].strip()
+                    return [x.strip() for x in inner.split(",")] if inner else []
+            return None
+        return self.zk_read("ls", path, pick)
 
     def zk_get(self, path):
-        for l in self.zk("get", path):
-            if l.startswith("{") or l.startswith("127.0.0.1:"):
-                return l
-        raise AssertionError("zkCli get %s printed no value" % path)
+        def pick(lines):
+            return next((l for l in lines if l.startswith("{") or l.startswith("127.0.0.1:")),
+                        None)
+        return self.zk_read("get", path, pick)
 
     def log_hint(self):
         return "logs under %s/{zookeeper,meta1..3,replica1..3}" % self.onebox_dir
