@@ -23,11 +23,7 @@ pub const MAX_REPLICA_COUNT_ENV: &str = "max_replica_count.update";
 /// Partition flag set on the partitions of a dropped table.
 pub const PARTITION_FLAG_DROPPED: i32 = 1;
 
-/// The most partitions a table may have. Upstream has no upper bound; this one refuses a
-/// create or restore request (or a corrupt backup's app_metadata) that would make the meta
-/// allocate and persist billions of partitions, while leaving room far beyond real tables
-/// (a few thousand partitions at most).
-pub const MAX_PARTITION_COUNT: i32 = 1 << 16;
+use crate::base::MAX_PARTITION_COUNT;
 
 /// Meta server settings, from `[meta_server]` and `[replication]`.
 #[derive(Debug, Clone)]

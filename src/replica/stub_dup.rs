@@ -34,8 +34,6 @@ use crate::storage::engine::PegasusDb;
 
 /// How long a DUPLICATE request may take (upstream: 100 s).
 const SHIP_TIMEOUT: Duration = Duration::from_secs(100);
-/// The most partitions a remote table may say it has (a larger count is a bad answer).
-const MAX_REMOTE_PARTITIONS: i32 = 1 << 16;
 /// The most decrees one read of the private log loads.
 const LOAD_DECREES: i64 = 10_000;
 /// Pause after a failed batch.
@@ -834,7 +832,7 @@ impl ReplicaStub {
         let r = query_remote_config(metas, app, Vec::new(), cluster).await?;
         // A partition count from a peer sizes a vector: refuse absurd ones.
         let count = r.partition_count.unwrap_or(0);
-        if !(1..=MAX_REMOTE_PARTITIONS).contains(&count) {
+        if !(1..=crate::base::MAX_PARTITION_COUNT).contains(&count) {
             return Err(format!("{cluster} says table {app} has {count} partitions"));
         }
         let mut primaries = vec![None; count as usize];
