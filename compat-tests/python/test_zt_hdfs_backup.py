@@ -143,20 +143,28 @@ def backup(hc, app_id, path="", timeout=180):
     raise AssertionError("backup %d not completed after %ds:\n%s" % (backup_id, timeout, out))
 
 
-def test_backup_to_hdfs_and_restore(hc):
-    name = "hdfsbk"
+def create_and_fill(hc, name, records):
+    """Creates table `name` (4 partitions, 3 replicas) and writes `records`
+    ((hash key, sort key, value) tuples); returns its id and {(hk, sk): value}."""
     out = hc.admin("create -p 4 -r 3 %s" % name)
     assert "error" not in out.lower(), out
     app_id = table_id(hc, name)
     c = pgharness.open_client(hc.metas, name, deadline_s=60)
-    before = {}
+    data = {}
     try:
-        for i in range(400):
-            hk, sk, v = "hk%03d" % (i % 41), "sk%03d" % i, "v%d-" % i + "y" * (i % 50)
+        for hk, sk, v in records:
             assert c.set(hk, sk, v) == (OK, None)
-            before[(hk, sk)] = v
+            data[(hk, sk)] = v
     finally:
         c.close()
+    return app_id, data
+
+
+def test_backup_to_hdfs_and_restore(hc):
+    name = "hdfsbk"
+    app_id, before = create_and_fill(
+        hc, name, [("hk%03d" % (i % 41), "sk%03d" % i, "v%d-" % i + "y" * (i % 50))
+                   for i in range(400)])
 
     backup_id, status = backup(hc, app_id)
     report("HDFS backup %d of %s:\n%s" % (backup_id, name, status))
@@ -230,18 +238,8 @@ def test_backup_to_hdfs_and_restore(hc):
 
 def test_damaged_partition_fails_or_is_skipped(hc):
     name = "hdfsbad"
-    out = hc.admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
-    app_id = table_id(hc, name)
-    c = pgharness.open_client(hc.metas, name, deadline_s=60)
-    data = {}
-    try:
-        for i in range(200):
-            hk, sk, v = "d%03d" % (i % 29), "s%03d" % i, "v%d" % i
-            assert c.set(hk, sk, v) == (OK, None)
-            data[(hk, sk)] = v
-    finally:
-        c.close()
+    app_id, data = create_and_fill(
+        hc, name, [("d%03d" % (i % 29), "s%03d" % i, "v%d" % i) for i in range(200)])
     backup_id, _ = backup(hc, app_id)
 
     # damage partition 2's largest file on HDFS, keeping its size
@@ -294,15 +292,8 @@ def test_backup_and_restore_with_a_path(hc):
     """`backup <id> hdfs_service <path>` puts the backup under <root>/<path>/<cluster>, and
     `restore -r <path>` finds it there."""
     name = "hdfspath"
-    out = hc.admin("create -p 4 -r 3 %s" % name)
-    assert "error" not in out.lower(), out
-    app_id = table_id(hc, name)
-    c = pgharness.open_client(hc.metas, name, deadline_s=60)
-    try:
-        for i in range(100):
-            assert c.set("p%02d" % (i % 13), "s%03d" % i, "v%d" % i) == (OK, None)
-    finally:
-        c.close()
+    app_id, _ = create_and_fill(
+        hc, name, [("p%02d" % (i % 13), "s%03d" % i, "v%d" % i) for i in range(100)])
     backup_id, _ = backup(hc, app_id, "specific/dir")
     stored = hc.dfs.ls("%s/specific/dir/%s/%d" % (HDFS_ROOT, CLUSTER, backup_id))
     assert "backup_info" in stored and "%s_%d/meta/app_metadata" % (name, app_id) in stored, stored
